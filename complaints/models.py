@@ -1,0 +1,545 @@
+"""Complaint domain: staff, customers, categories, tickets and their timeline.
+
+Tickets change state only through `complaints.services`; the FSM field is
+protected so nothing can assign `status` directly.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
+
+from channels.models import Channel
+
+
+class Department(models.Model):
+    class Kind(models.TextChoices):
+        SERVICE = "service", _("Customer-service team")
+        COLLABORATING = "collaborating", _("Collaborating department")
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=60)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["kind", "code"]
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", _("Frontline agent (tier 1)")
+    SENIOR = "senior", _("Senior agent / team lead (tier 2)")
+    SUPERVISOR = "supervisor", _("Supervisor (tier 3)")
+    DEPARTMENT = "department", _("Department staff")
+    ADMIN = "admin", _("Administrator")
+
+
+SERVICE_ROLES = {Role.AGENT, Role.SENIOR, Role.SUPERVISOR, Role.ADMIN}
+
+
+class StaffProfile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.AGENT)
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("team / department"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+    )
+
+    class Meta:
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
+
+    def __str__(self) -> str:
+        return f"{self.user.get_username()} ({self.get_role_display()})"
+
+    @property
+    def tier(self) -> int:
+        """Customer-service tier: 1 agent, 2 senior, 3 supervisor/admin, 0 department staff."""
+        return {Role.AGENT: 1, Role.SENIOR: 2, Role.SUPERVISOR: 3, Role.ADMIN: 3}.get(self.role, 0)
+
+    @property
+    def is_service_staff(self) -> bool:
+        return self.role in SERVICE_ROLES
+
+
+class Customer(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    # Normalized to E.164 (+86…) by complaints.phone.normalize_phone.
+    phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)
+    email = models.EmailField(_("e-mail"), blank=True, db_index=True)
+    region = models.CharField(_("region"), max_length=60, blank=True)
+    address = models.CharField(_("address"), max_length=200, blank=True)
+    vip_level = models.PositiveSmallIntegerField(_("VIP level"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def masked_phone(self) -> str:
+        digits = self.phone.removeprefix("+86")
+        if len(digits) < 7:
+            return "****"
+        return f"{digits[:3]}****{digits[-4:]}"
+
+
+class IdentityKind(models.TextChoices):
+    WECHAT_OPENID = "wechat_openid", _("WeChat OpenID")
+    WECHAT_UNIONID = "wechat_unionid", _("WeChat UnionID")
+    APP_USER_ID = "app_user_id", _("App user ID")
+    EMAIL = "email", _("E-mail")
+    WEIBO_UID = "weibo_uid", _("Weibo UID")
+    DOUYIN_UID = "douyin_uid", _("Douyin UID")
+    PHONE = "phone", _("Phone")
+
+
+class CustomerIdentity(models.Model):
+    """A key by which a channel knows the customer; one key belongs to one customer."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(_("kind"), max_length=20, choices=IdentityKind.choices)
+    external_key = models.CharField(_("key"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer identity")
+        verbose_name_plural = _("customer identities")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "external_key"], name="uniq_identity_kind_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.external_key}"
+
+
+class Category(models.Model):
+    """Two-level category tree: a root (产品质量) and optional children (售后服务/安装延误)."""
+
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+    )
+    code = models.SlugField(_("code"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=60)
+    sort_order = models.PositiveSmallIntegerField(_("sort order"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        if self.parent_id:
+            return f"{self.parent.name}/{self.name}"
+        return self.name
+
+
+class Level(models.IntegerChoices):
+    LOW = 1, _("Low")
+    MEDIUM = 2, _("Medium")
+    HIGH = 3, _("High")
+
+
+class Impact(models.IntegerChoices):
+    INDIVIDUAL = 1, _("Individual")
+    GROUP = 2, _("Group")
+    PUBLIC = 3, _("Public / media / regulator")
+
+
+class Priority(models.IntegerChoices):
+    P1 = 1, _("P1 critical")
+    P2 = 2, _("P2 high")
+    P3 = 3, _("P3 normal")
+    P4 = 4, _("P4 low")
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    CLASSIFIED = "classified", _("Classified")
+    ASSIGNED = "assigned", _("Assigned")
+    IN_PROGRESS = "in_progress", _("In progress")
+    RESOLVED = "resolved", _("Resolved")
+    FOLLOWED_UP = "followed_up", _("Followed up")
+    CLOSED = "closed", _("Closed")
+    MERGED = "merged", _("Merged")
+
+
+OPEN_STATUSES = [
+    Status.RECEIVED,
+    Status.CLASSIFIED,
+    Status.ASSIGNED,
+    Status.IN_PROGRESS,
+    Status.RESOLVED,
+    Status.FOLLOWED_UP,
+]
+# States in which work on the ticket is still ahead of the agent.
+ACTIVE_STATUSES = [Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS]
+
+
+class TicketQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def for_queue(self):
+        return self.select_related("customer", "category__parent", "channel", "assignee", "team")
+
+
+class Ticket(FSMModelMixin, models.Model):
+    number = models.CharField(_("number"), max_length=24, unique=True, editable=False)
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.PROTECT, related_name="tickets"
+    )
+    channel = models.ForeignKey(
+        Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="tickets"
+    )
+    subject = models.CharField(_("subject"), max_length=200)
+    body = models.TextField(_("description"))
+    order_no = models.CharField(_("order number"), max_length=64, blank=True, db_index=True)
+
+    # Classification: category and the three grading axes that yield the priority.
+    category = models.ForeignKey(
+        Category, verbose_name=_("category"), on_delete=models.PROTECT, null=True, blank=True
+    )
+    amount_level = models.PositiveSmallIntegerField(
+        _("amount involved"), choices=Level.choices, null=True, blank=True
+    )
+    impact = models.PositiveSmallIntegerField(
+        _("impact"), choices=Impact.choices, null=True, blank=True
+    )
+    urgency = models.PositiveSmallIntegerField(
+        _("urgency"), choices=Level.choices, null=True, blank=True
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority.choices, default=Priority.P3
+    )
+
+    status = FSMField(
+        _("status"), default=Status.RECEIVED, choices=Status.choices, protected=True, max_length=20
+    )
+    team = models.ForeignKey(
+        Department,
+        verbose_name=_("team"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        limit_choices_to={"kind": Department.Kind.SERVICE},
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assignee"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+    )
+
+    # What the customer was promised in the first response.
+    promised_followup_at = models.DateTimeField(_("promised follow-up by"), null=True, blank=True)
+
+    # The four elements a resolution needs: time, responsible person, solution, evidence.
+    resolution_time = models.DateTimeField(_("solution carried out at"), null=True, blank=True)
+    responsible_person = models.CharField(_("responsible person"), max_length=100, blank=True)
+    solution = models.TextField(_("solution"), blank=True)
+    evidence_ref = models.CharField(_("evidence reference"), max_length=200, blank=True)
+
+    followup_note = models.TextField(_("follow-up record"), blank=True)
+
+    # Step timestamps.
+    created_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    classified_at = models.DateTimeField(_("classified at"), null=True, blank=True)
+    assigned_at = models.DateTimeField(_("assigned at"), null=True, blank=True)
+    first_responded_at = models.DateTimeField(_("first responded at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    followed_up_at = models.DateTimeField(_("followed up at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    # SLA deadlines (the sla app computes them); due_at is the next one that matters.
+    first_response_due_at = models.DateTimeField(_("first response due"), null=True, blank=True)
+    resolve_due_at = models.DateTimeField(_("solution due"), null=True, blank=True)
+    close_due_at = models.DateTimeField(_("closure due"), null=True, blank=True)
+    due_at = models.DateTimeField(_("next deadline"), null=True, blank=True)
+
+    escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+    reopen_count = models.PositiveSmallIntegerField(_("reopen count"), default=0)
+    contact_count = models.PositiveIntegerField(_("contacts"), default=1)
+    # Bumped by every service write: a form or API call carrying an older version
+    # was made on a stale view of the ticket and is refused with a conflict.
+    version = models.PositiveIntegerField(_("version"), default=1)
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_tickets",
+    )
+
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        indexes = [
+            # Queue tabs: "all open" and "my team, unassigned", sorted by priority and due time.
+            models.Index(fields=["status", "priority", "due_at"], name="ticket_status_prio_due"),
+            models.Index(fields=["team", "status", "priority", "due_at"], name="ticket_team_queue"),
+            models.Index(fields=["assignee", "status", "priority", "due_at"], name="ticket_mine"),
+            models.Index(fields=["customer", "-created_at"], name="ticket_customer_recent"),
+        ]
+        permissions = [("view_all_tickets", "Can view every ticket")]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def clean_fields(self, exclude=None):
+        # clean_fields() assigns every field; the protected FSM field refuses that.
+        exclude = set(exclude or ()) | {"status"}
+        super().clean_fields(exclude=exclude)
+
+    # --- derived facts used by the transition conditions and the refusal messages ---
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def missing_classification(self) -> list[str]:
+        missing = []
+        if self.category_id is None:
+            missing.append(str(_("category")))
+        for field in ("amount_level", "impact", "urgency"):
+            if getattr(self, field) is None:
+                missing.append(str(self._meta.get_field(field).verbose_name))
+        return missing
+
+    def missing_four_elements(self, *, has_attachment: bool) -> list[str]:
+        missing = []
+        if self.resolution_time is None:
+            missing.append(str(_("time")))
+        if not self.responsible_person.strip():
+            missing.append(str(_("responsible person")))
+        if not self.solution.strip():
+            missing.append(str(_("solution")))
+        if not (has_attachment or self.evidence_ref.strip()):
+            missing.append(str(_("evidence (attachment or reference)")))
+        return missing
+
+    def _is_classified(self) -> bool:
+        return not self.missing_classification()
+
+    def _has_first_response(self) -> bool:
+        return self.first_responded_at is not None
+
+    def _awaits_first_response(self) -> bool:
+        return self.first_responded_at is None and self.promised_followup_at is not None
+
+    def _has_assignee(self) -> bool:
+        return self.assignee_id is not None
+
+    def _has_solution(self) -> bool:
+        # Evidence may be an attachment, which the service checks before calling resolve().
+        return bool(self.resolution_time and self.responsible_person.strip() and self.solution.strip())
+
+    def _has_followup_record(self) -> bool:
+        return bool(self.followup_note.strip())
+
+    # --- transitions: no side effects; services set the data and write the timeline ---
+
+    @transition(field=status, source=[Status.RECEIVED, Status.CLASSIFIED], target=Status.CLASSIFIED,
+                conditions=[_is_classified])
+    def classify(self):
+        pass
+
+    @transition(field=status, source=[Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS],
+                target=RETURN_VALUE(Status.ASSIGNED, Status.IN_PROGRESS), conditions=[_has_assignee])
+    def assign(self):
+        # Reassigning a ticket already being worked keeps it in progress.
+        return Status.IN_PROGRESS if self.status == Status.IN_PROGRESS else Status.ASSIGNED
+
+    @transition(field=status, source=Status.ASSIGNED, target=Status.ASSIGNED,
+                conditions=[_awaits_first_response])
+    def first_response(self):
+        pass
+
+    @transition(field=status, source=Status.ASSIGNED, target=Status.IN_PROGRESS,
+                conditions=[_has_first_response])
+    def start(self):
+        pass
+
+    @transition(field=status, source=Status.IN_PROGRESS, target=Status.RESOLVED,
+                conditions=[_has_solution])
+    def resolve(self):
+        pass
+
+    @transition(field=status, source=Status.RESOLVED, target=Status.FOLLOWED_UP,
+                conditions=[_has_followup_record])
+    def follow_up(self):
+        pass
+
+    @transition(field=status, source=Status.FOLLOWED_UP, target=Status.CLOSED)
+    def close(self):
+        pass
+
+    @transition(field=status, source=[Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED],
+                target=Status.IN_PROGRESS)
+    def reopen(self):
+        pass
+
+    @transition(field=status, source=[Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED,
+                                      Status.IN_PROGRESS], target=Status.MERGED)
+    def merge(self):
+        pass
+
+
+class TicketSequence(models.Model):
+    """Per-day counter behind ticket numbers (TS20261122-000123)."""
+
+    day = models.DateField(unique=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.last}"
+
+
+class Contact(models.Model):
+    """One inbound contact from the customer on a ticket (the first one opens it)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="contacts")
+    channel = models.ForeignKey(Channel, verbose_name=_("channel"), on_delete=models.PROTECT)
+    external_id = models.CharField(_("external id"), max_length=128, blank=True)
+    body = models.TextField(_("content"))
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                condition=~Q(external_id=""),
+                name="uniq_contact_channel_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    return f"attachments/{timezone.now():%Y/%m}/{instance.ticket.number}/{filename}"
+
+
+class Attachment(models.Model):
+    """Evidence on a ticket; size and type are validated by services.attachment_add."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="attachments")
+    file = models.FileField(_("file"), upload_to=attachment_path, max_length=255)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Ticket received")
+    CONTACT = "contact", _("Customer contacted again")
+    CLASSIFIED = "classified", _("Classified")
+    ASSIGNED = "assigned", _("Assigned")
+    FIRST_RESPONSE = "first_response", _("First response")
+    STARTED = "started", _("Handling started")
+    RESOLVED = "resolved", _("Resolved")
+    FOLLOWED_UP = "followed_up", _("Followed up")
+    CLOSED = "closed", _("Closed")
+    REOPENED = "reopened", _("Reopened")
+    MERGED = "merged", _("Merged into another ticket")
+    MERGED_FROM = "merged_from", _("Ticket merged in")
+    ESCALATED = "escalated", _("Escalated")
+    REPLY = "reply", _("Reply to customer")
+    NOTE = "note", _("Internal note")
+    ATTACHMENT = "attachment", _("Evidence attached")
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Timeline events are append-only")
+
+    def delete(self):
+        raise TypeError("Timeline events are append-only")
+
+
+class TimelineEvent(models.Model):
+    """Append-only record of one action on a ticket: who, when, what, before/after."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+    )
+    kind = models.CharField(_("kind"), max_length=30, choices=EventKind.choices)
+    message = models.TextField(_("message"), blank=True)
+    before = models.JSONField(_("before"), default=dict, blank=True)
+    after = models.JSONField(_("after"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("timeline event")
+        verbose_name_plural = _("timeline events")
+        indexes = [models.Index(fields=["ticket", "created_at"], name="event_ticket_time")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        # The audit trail must not be rewritten: only inserts are allowed.
+        if self.pk is not None and not self._state.adding:
+            raise TypeError("Timeline events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Timeline events are append-only")

@@ -1,0 +1,152 @@
+"""Reads: what a user may see, the queue, the ticket page and the customer 360."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Max, Q
+from django.http import Http404
+
+from . import policies
+from .models import ACTIVE_STATUSES, OPEN_STATUSES, Customer, Role, Status, Ticket
+
+QUEUE_TABS = ("mine", "team", "open")
+
+
+def ticket_for_user(user, number: str) -> tuple[Ticket, bool]:
+    """The ticket and whether the user may act on it; 404 for anyone who may not see it.
+
+    Outsiders get 404 rather than 403 so ticket numbers cannot be probed.
+    """
+    ticket = (
+        Ticket.objects.select_related(
+            "customer", "category__parent", "channel", "assignee", "team", "merged_into"
+        )
+        .filter(number=number)
+        .first()
+    )
+    if ticket is None or not policies.can_view_ticket(user, ticket):
+        raise Http404("No such ticket")
+    return ticket, policies.is_service_staff(user)
+
+
+def queue_tickets(user, *, tab: str = "mine", filters: dict | None = None):
+    """Tickets for one queue tab, sorted by priority then the next deadline."""
+    filters = filters or {}
+    qs = Ticket.objects.for_queue()
+    if tab == "mine":
+        qs = qs.filter(assignee=user, status__in=OPEN_STATUSES)
+    elif tab == "team":
+        team_id = policies.team_id_of(user)
+        qs = qs.filter(assignee__isnull=True, status__in=ACTIVE_STATUSES)
+        qs = qs.filter(Q(team_id=team_id) | Q(team__isnull=True)) if team_id else qs
+    else:
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("category"):
+        qs = qs.filter(Q(category_id=filters["category"]) | Q(category__parent_id=filters["category"]))
+    if filters.get("priority"):
+        qs = qs.filter(priority=filters["priority"])
+    if filters.get("channel"):
+        qs = qs.filter(channel__code=filters["channel"])
+    sort = filters.get("sort") or "priority"
+    if sort == "due":
+        qs = qs.order_by("due_at", "priority", "id")
+    elif sort == "newest":
+        qs = qs.order_by("-created_at", "-id")
+    else:
+        qs = qs.order_by("priority", "due_at", "id")
+    return qs
+
+
+def queue_counts(user) -> dict[str, int]:
+    team_id = policies.team_id_of(user)
+    team_filter = Q(team_id=team_id) | Q(team__isnull=True) if team_id else Q()
+    return Ticket.objects.aggregate(
+        mine=Count("id", filter=Q(assignee=user, status__in=OPEN_STATUSES)),
+        team=Count("id", filter=Q(assignee__isnull=True, status__in=ACTIVE_STATUSES) & team_filter),
+        open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
+    )
+
+
+def available_actions(user, ticket: Ticket) -> list[str]:
+    """Transitions the user may run on the ticket in its current state (for buttons)."""
+    if not policies.is_service_staff(user):
+        return []
+    field = Ticket._meta.get_field("status")
+    names = []
+    for transition in field.get_all_transitions(Ticket):
+        if transition.source != ticket.status or transition.name in names:
+            continue
+        if transition.name == "first_response" and ticket.first_responded_at:
+            continue
+        if transition.name == "start" and not ticket.first_responded_at:
+            continue
+        if policies.action_refusal(user, ticket, transition.name, assignee=user) is None or (
+            transition.name == "assign" and policies.tier_of(user) >= 2
+        ):
+            names.append(transition.name)
+    order = ["classify", "assign", "first_response", "start", "resolve", "follow_up", "close",
+             "reopen", "merge"]
+    return sorted(names, key=order.index)
+
+
+@dataclass
+class Customer360:
+    customer: Customer
+    tickets: list
+    open_count: int
+    promises: list
+    identities: list
+
+
+def customer_360(customer: Customer, *, limit: int = 50) -> Customer360:
+    """Everything about a customer in one view: tickets on every channel and what was promised."""
+    tickets = list(
+        customer.tickets.select_related("channel", "category__parent", "assignee")
+        .order_by("-created_at")[:limit]
+    )
+    promises = [
+        t for t in tickets if t.promised_followup_at and t.status in OPEN_STATUSES
+    ]
+    return Customer360(
+        customer=customer,
+        tickets=tickets,
+        open_count=sum(1 for t in tickets if t.status in OPEN_STATUSES),
+        promises=promises,
+        identities=list(customer.identities.all()),
+    )
+
+
+def assignable_staff(team_id: int | None):
+    """Active agents a ticket of the team can go to (supervisors can take any)."""
+    qs = get_user_model().objects.filter(
+        is_active=True, profile__role__in=[Role.AGENT, Role.SENIOR, Role.SUPERVISOR]
+    )
+    if team_id:
+        qs = qs.filter(Q(profile__department_id=team_id) | Q(profile__role=Role.SUPERVISOR))
+    return qs.select_related("profile").order_by("username")
+
+
+def lookup(query: str, *, limit: int = 20):
+    """Find tickets by ticket number, customer phone or order number."""
+    from .phone import normalize_phone
+
+    query = query.strip()
+    if not query:
+        return Ticket.objects.none()
+    condition = Q(number__iexact=query) | Q(order_no=query)
+    phone = normalize_phone(query)
+    if phone:
+        condition |= Q(customer__phone=phone)
+    return Ticket.objects.for_queue().filter(condition).order_by("-created_at")[:limit]
+
+
+def customer_stats(customer: Customer) -> dict:
+    return customer.tickets.aggregate(
+        total=Count("id"),
+        open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
+        last_contact=Max("created_at"),
+        reopened=Count("id", filter=Q(reopen_count__gt=0)),
+        closed=Count("id", filter=Q(status=Status.CLOSED)),
+    )

@@ -1,0 +1,683 @@
+"""Every write to a ticket goes through these functions.
+
+Pages, the REST API, the admin and background tasks all call them, so a rule (a
+required field, a permission, a state) holds on every path. Each state change has
+one shape: lock the ticket row, check permission, state and data, run the FSM
+transition, save, and append a timeline event, all in one transaction.
+"""
+
+import datetime as dt
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_fsm import TransitionNotAllowed
+
+from channels.models import Channel
+from sla.services import ticket_refresh_due_at, ticket_set_deadlines
+
+from . import policies
+from .models import (
+    Attachment,
+    Category,
+    Contact,
+    Customer,
+    Department,
+    EventKind,
+    Impact,
+    Level,
+    Priority,
+    Status,
+    Ticket,
+    TicketSequence,
+    TimelineEvent,
+)
+
+
+class Conflict(Exception):
+    """The ticket is not in a state for this action, or another user changed it first (409)."""
+
+
+# --- grading ---------------------------------------------------------------------
+
+
+def grade_priority(*, amount_level: int, impact: int, urgency: int) -> int:
+    """Priority from the three grading axes.
+
+    Public/media/regulator impact or critical urgency is always P1; otherwise the
+    sum of the three levels (3..9) decides.
+    """
+    if impact == Impact.PUBLIC or urgency == Level.HIGH:
+        return Priority.P1
+    score = amount_level + impact + urgency
+    if score >= 5:
+        return Priority.P2
+    if score == 4:
+        return Priority.P3
+    return Priority.P4
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def status_url(ticket: Ticket) -> str:
+    """The public self-service status link told to the customer."""
+    return settings.CLOSELOOP_SITE_URL + reverse("public-status") + f"?number={ticket.number}"
+
+
+def _next_ticket_number(day: dt.date) -> str:
+    # One upsert both creates the day's counter and increments it atomically; the
+    # row lock it takes serializes concurrent creators, so numbers never repeat.
+    table = TicketSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (day, last) VALUES (%s, 1) "  # noqa: S608 - constant table name
+            f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
+            [day.isoformat()],
+        )
+        (serial,) = cursor.fetchone()
+    return f"TS{day:%Y%m%d}-{serial:06d}"
+
+
+def _record(ticket, actor, kind, message="", *, before=None, after=None) -> TimelineEvent:
+    return TimelineEvent.objects.create(
+        ticket=ticket,
+        actor=actor if actor and actor.is_authenticated else None,
+        kind=kind,
+        message=message,
+        before=before or {},
+        after=after or {},
+    )
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def _lock(ticket: Ticket | str, expected_version: int | None = None) -> Ticket:
+    """Lock and return a fresh copy of the ticket row (by instance or number)."""
+    qs = Ticket.objects.select_for_update()
+    try:
+        if isinstance(ticket, Ticket):
+            locked = qs.get(pk=ticket.pk)
+        else:
+            locked = qs.get(number=ticket)
+    except Ticket.DoesNotExist as exc:
+        raise ValidationError(_("Ticket not found.")) from exc
+    if expected_version is not None and locked.version != expected_version:
+        raise Conflict(
+            _("Ticket %(number)s was changed by someone else meanwhile; reload it and try again.")
+            % {"number": locked.number}
+        )
+    return locked
+
+
+def _require(actor, ticket: Ticket, action: str, **kwargs) -> None:
+    reason = policies.action_refusal(actor, ticket, action, **kwargs)
+    if reason:
+        raise PermissionDenied(reason)
+
+
+# What to tell a user who tries a transition in the wrong state.
+NEXT_STEP_HINTS = {
+    "classify": lambda: _("Only received or classified tickets can be classified."),
+    "assign": lambda: _("Classify the ticket before assigning it."),
+    "first_response": lambda: _("The first response is sent once, while the ticket is assigned."),
+    "start": lambda: _("Handling starts after assignment and the first response."),
+    "resolve": lambda: _("Only a ticket in progress can be resolved."),
+    "follow_up": lambda: _("Follow-up comes after the ticket is resolved."),
+    "close": lambda: _("A ticket can be closed only after it is resolved and followed up."),
+    "reopen": lambda: _("Only resolved, followed-up or closed tickets can be reopened."),
+    "merge": lambda: _("Only tickets still being worked can be merged."),
+}
+
+
+def _transition(ticket: Ticket, name: str) -> None:
+    """Run the FSM transition or raise Conflict naming what must happen first."""
+    method = getattr(ticket, name)
+    before = ticket.status
+    allowed_sources = {t.source for t in ticket._meta.get_field("status").get_all_transitions(Ticket)
+                       if t.name == name}
+    if before not in allowed_sources:
+        raise Conflict(
+            _("Cannot %(action)s: the ticket is %(status)s. %(hint)s")
+            % {
+                "action": TRANSITION_LABELS[name](),
+                "status": Status(before).label,
+                "hint": NEXT_STEP_HINTS[name](),
+            }
+        )
+    try:
+        method()
+    except TransitionNotAllowed as exc:
+        # Conditions are checked with clear messages before this point; reaching
+        # here means the data changed under us.
+        raise Conflict(_("The ticket is not ready for this step.")) from exc
+
+
+def _save(ticket: Ticket) -> None:
+    # The row is locked by _lock(), so a plain increment cannot lose an update.
+    ticket.version += 1
+    ticket_refresh_due_at(ticket)
+    ticket.save()
+
+
+TRANSITION_LABELS: dict[str, Callable[[], str]] = {
+    "classify": lambda: _("classify"),
+    "assign": lambda: _("assign"),
+    "first_response": lambda: _("send the first response"),
+    "start": lambda: _("start handling"),
+    "resolve": lambda: _("resolve"),
+    "follow_up": lambda: _("record the follow-up"),
+    "close": lambda: _("close"),
+    "reopen": lambda: _("reopen"),
+    "merge": lambda: _("merge"),
+}
+
+
+# --- creation --------------------------------------------------------------------
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    customer: Customer,
+    channel: Channel,
+    subject: str,
+    body: str,
+    order_no: str = "",
+    team: Department | None = None,
+    actor=None,
+    external_id: str = "",
+    occurred_at: dt.datetime | None = None,
+) -> Ticket:
+    subject, body = subject.strip(), body.strip()
+    errors = {}
+    if not subject:
+        errors["subject"] = [_("A subject is required.")]
+    if not body:
+        errors["body"] = [_("A description is required.")]
+    if not channel.is_active:
+        errors["channel"] = [_("This channel is not active.")]
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    ticket = Ticket(
+        number=_next_ticket_number(timezone.localdate(now)),
+        customer=customer,
+        channel=channel,
+        subject=subject[:200],
+        body=body,
+        order_no=order_no.strip(),
+        team=team,
+        created_at=now,
+    )
+    ticket_set_deadlines(ticket)
+    ticket.save()
+    Contact.objects.create(
+        ticket=ticket,
+        channel=channel,
+        external_id=external_id,
+        body=body,
+        occurred_at=occurred_at or now,
+    )
+    _record(
+        ticket,
+        actor,
+        EventKind.CREATED,
+        subject,
+        after={"status": ticket.status, "channel": channel.code, "number": ticket.number},
+    )
+    return ticket
+
+
+# --- the closed loop -------------------------------------------------------------
+
+
+@transaction.atomic
+def ticket_classify(
+    *,
+    ticket: Ticket | str,
+    actor,
+    category: Category | None,
+    amount_level: int | None,
+    impact: int | None,
+    urgency: int | None,
+    expected_version: int | None = None,
+) -> Ticket:
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "classify")
+    if ticket.status not in (Status.RECEIVED, Status.CLASSIFIED):
+        _transition(ticket, "classify")  # raises the conflict with its hint
+    errors = {}
+    if category is None:
+        errors["category"] = [_("Choose a category.")]
+    elif category.children.exists():
+        errors["category"] = [
+            _("Choose a subcategory of %(name)s.") % {"name": category.name}
+        ]
+    elif not category.is_active:
+        errors["category"] = [_("This category is no longer in use.")]
+    for field, value, choices in (
+        ("amount_level", amount_level, Level),
+        ("impact", impact, Impact),
+        ("urgency", urgency, Level),
+    ):
+        if value is None:
+            errors[field] = [_("Grade the %(axis)s.") % {"axis": Ticket._meta.get_field(field).verbose_name}]
+        elif value not in choices.values:
+            errors[field] = [_("Not a valid grade.")]
+    if errors:
+        raise ValidationError(errors)
+
+    before = _classification_snapshot(ticket)
+    ticket.category = category
+    ticket.amount_level, ticket.impact, ticket.urgency = amount_level, impact, urgency
+    ticket.priority = grade_priority(amount_level=amount_level, impact=impact, urgency=urgency)
+    _transition(ticket, "classify")
+    ticket.classified_at = timezone.now()
+    _save(ticket)
+    after = _classification_snapshot(ticket)
+    _record(
+        ticket,
+        actor,
+        EventKind.CLASSIFIED,
+        _("%(category)s, priority %(priority)s")
+        % {"category": category.full_name, "priority": ticket.get_priority_display()},
+        before=before,
+        after=after,
+    )
+    return ticket
+
+
+def _classification_snapshot(ticket: Ticket) -> dict:
+    return {
+        "status": ticket.status,
+        "category": ticket.category.full_name if ticket.category_id else None,
+        "amount_level": ticket.amount_level,
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
+        "priority": ticket.priority,
+    }
+
+
+@transaction.atomic
+def ticket_assign(
+    *,
+    ticket: Ticket | str,
+    actor,
+    assignee,
+    team: Department | None = None,
+    expected_version: int | None = None,
+) -> Ticket:
+    ticket = _lock(ticket, expected_version)
+    if assignee is None:
+        raise ValidationError({"assignee": [_("Choose who handles the ticket.")]})
+    if (
+        policies.tier_of(actor) == 1
+        and ticket.assignee_id
+        and ticket.assignee_id not in (actor.pk, assignee.pk)
+    ):
+        # Two agents taking the same ticket: the later one lost the race.
+        raise Conflict(
+            _("%(user)s has already taken this ticket.") % {"user": ticket.assignee.get_username()}
+        )
+    _require(actor, ticket, "assign", assignee=assignee)
+    if policies.role_of(assignee) not in (
+        policies.Role.AGENT, policies.Role.SENIOR, policies.Role.SUPERVISOR
+    ):
+        raise ValidationError({"assignee": [_("Tickets can only be assigned to customer-service agents.")]})
+    team = team or ticket.team or assignee.profile.department
+    if team is not None and assignee.profile.department_id not in (team.pk, None) \
+            and policies.role_of(assignee) != policies.Role.SUPERVISOR:
+        raise ValidationError({"assignee": [_("%(user)s is not a member of %(team)s.")
+                                            % {"user": assignee.get_username(), "team": team.name}]})
+    if ticket.assignee_id == assignee.pk:
+        raise Conflict(_("The ticket is already assigned to %(user)s.") % {"user": assignee.get_username()})
+    if policies.tier_of(actor) < 3 and team is not None and team.pk != policies.team_id_of(actor):
+        raise PermissionDenied(_("Only a supervisor can move a ticket to another team."))
+
+    before = {"status": ticket.status, "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
+              "team": ticket.team.name if ticket.team_id else None}
+    ticket.assignee = assignee
+    ticket.team = team
+    _transition(ticket, "assign")
+    ticket.assigned_at = timezone.now()
+    _save(ticket)
+    _record(
+        ticket,
+        actor,
+        EventKind.ASSIGNED,
+        _("Assigned to %(user)s") % {"user": assignee.get_full_name() or assignee.get_username()},
+        before=before,
+        after={"status": ticket.status, "assignee": assignee.get_username(),
+               "team": team.name if team else None},
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_first_response(
+    *,
+    ticket: Ticket | str,
+    actor,
+    message: str,
+    promised_followup_at: dt.datetime | None,
+    expected_version: int | None = None,
+) -> Ticket:
+    """Tell the customer when they will hear back and how to check the status themselves."""
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "first_response")
+    if ticket.status != Status.ASSIGNED or ticket.first_responded_at is not None:
+        if ticket.first_responded_at is not None:
+            raise Conflict(_("The first response was already sent."))
+        _transition(ticket, "first_response")
+    message = (message or "").strip()
+    errors = {}
+    now = timezone.now()
+    if promised_followup_at is None:
+        errors["promised_followup_at"] = [_("Tell the customer the follow-up deadline.")]
+    elif promised_followup_at <= now:
+        errors["promised_followup_at"] = [_("The follow-up deadline must be in the future.")]
+    if not message:
+        errors["message"] = [_("Write the message to the customer.")]
+    else:
+        missing = []
+        if ticket.number not in message:
+            missing.append(_("the ticket number %(number)s") % {"number": ticket.number})
+        if reverse("public-status") not in message:
+            missing.append(_("the self-service status link"))
+        if missing:
+            errors["message"] = [
+                _("The first response must tell the customer how to check the status: include %(missing)s.")
+                % {"missing": _(" and ").join(str(m) for m in missing)}
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+    ticket.promised_followup_at = promised_followup_at
+    _transition(ticket, "first_response")
+    ticket.first_responded_at = now
+    _save(ticket)
+    _record(
+        ticket,
+        actor,
+        EventKind.FIRST_RESPONSE,
+        message,
+        after={"promised_followup_at": _iso(promised_followup_at)},
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_start(*, ticket: Ticket | str, actor, expected_version: int | None = None) -> Ticket:
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "start")
+    if ticket.status == Status.ASSIGNED and ticket.first_responded_at is None:
+        raise Conflict(
+            _("Send the first response (follow-up deadline and status link) before starting.")
+        )
+    _transition(ticket, "start")
+    ticket.started_at = timezone.now()
+    _save(ticket)
+    _record(ticket, actor, EventKind.STARTED, before={"status": Status.ASSIGNED},
+            after={"status": ticket.status})
+    return ticket
+
+
+@transaction.atomic
+def ticket_resolve(
+    *,
+    ticket: Ticket | str,
+    actor,
+    solution: str,
+    responsible_person: str,
+    resolution_time: dt.datetime | None,
+    evidence_ref: str = "",
+    expected_version: int | None = None,
+) -> Ticket:
+    """Resolve with the four elements: time, responsible person, solution, evidence."""
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "resolve")
+    if ticket.status != Status.IN_PROGRESS:
+        _transition(ticket, "resolve")
+    ticket.solution = (solution or "").strip()
+    ticket.responsible_person = (responsible_person or "").strip()
+    ticket.resolution_time = resolution_time
+    ticket.evidence_ref = (evidence_ref or "").strip()
+    missing = ticket.missing_four_elements(has_attachment=ticket.attachments.exists())
+    if missing:
+        raise ValidationError(
+            _("A resolution needs all four elements; missing: %(missing)s.")
+            % {"missing": "、".join(missing)}
+        )
+    if resolution_time > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationError({"resolution_time": [_("The solution time cannot be in the future.")]})
+    _transition(ticket, "resolve")
+    ticket.resolved_at = timezone.now()
+    _save(ticket)
+    _record(
+        ticket,
+        actor,
+        EventKind.RESOLVED,
+        ticket.solution,
+        before={"status": Status.IN_PROGRESS},
+        after={
+            "status": ticket.status,
+            "resolution_time": _iso(resolution_time),
+            "responsible_person": ticket.responsible_person,
+            "evidence_ref": ticket.evidence_ref,
+        },
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_follow_up(
+    *, ticket: Ticket | str, actor, note: str, expected_version: int | None = None
+) -> Ticket:
+    """Record the call-back (or survey answer) that closes the loop with the customer."""
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "follow_up")
+    if ticket.status != Status.RESOLVED:
+        _transition(ticket, "follow_up")
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": [_("Record what the customer said in the call-back.")]})
+    ticket.followup_note = note
+    _transition(ticket, "follow_up")
+    ticket.followed_up_at = timezone.now()
+    _save(ticket)
+    _record(ticket, actor, EventKind.FOLLOWED_UP, note, before={"status": Status.RESOLVED},
+            after={"status": ticket.status})
+    return ticket
+
+
+@transaction.atomic
+def ticket_close(*, ticket: Ticket | str, actor, expected_version: int | None = None) -> Ticket:
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "close")
+    before = ticket.status
+    _transition(ticket, "close")
+    ticket.closed_at = timezone.now()
+    _save(ticket)
+    _record(ticket, actor, EventKind.CLOSED, before={"status": before}, after={"status": ticket.status})
+    return ticket
+
+
+@transaction.atomic
+def ticket_reopen(
+    *, ticket: Ticket | str, actor, reason: str, expected_version: int | None = None
+) -> Ticket:
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "reopen")
+    reason = (reason or "").strip()
+    before = ticket.status
+    if before not in (Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED):
+        _transition(ticket, "reopen")
+    if not reason:
+        raise ValidationError({"reason": [_("Say why the ticket is reopened.")]})
+    _transition(ticket, "reopen")
+    ticket.reopen_count += 1
+    ticket.resolved_at = ticket.followed_up_at = ticket.closed_at = None
+    _save(ticket)
+    _record(ticket, actor, EventKind.REOPENED, reason, before={"status": before},
+            after={"status": ticket.status, "reopen_count": ticket.reopen_count})
+    return ticket
+
+
+@transaction.atomic
+def ticket_merge(
+    *, ticket: Ticket | str, actor, into: str, expected_version: int | None = None
+) -> Ticket:
+    """Merge a duplicate into the ticket that carries on; its contacts move there."""
+    ticket = _lock(ticket, expected_version)
+    _require(actor, ticket, "merge")
+    if ticket.status not in (Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS):
+        _transition(ticket, "merge")
+    into = (into or "").strip()
+    if not into:
+        raise ValidationError({"into": [_("Give the number of the ticket to merge into.")]})
+    if into == ticket.number:
+        raise ValidationError({"into": [_("A ticket cannot be merged into itself.")]})
+    try:
+        # Lock both rows in a fixed order (by id) so two opposite merges cannot deadlock.
+        target = Ticket.objects.select_for_update().get(number=into)
+    except Ticket.DoesNotExist as exc:
+        raise ValidationError({"into": [_("No ticket %(number)s.") % {"number": into}]}) from exc
+    if not target.is_open:
+        raise ValidationError({"into": [_("Ticket %(number)s is no longer open.") % {"number": into}]})
+    if target.customer_id != ticket.customer_id:
+        raise ValidationError({"into": [_("Only tickets of the same customer can be merged.")]})
+
+    moved = ticket.contacts.update(ticket=target)
+    _transition(ticket, "merge")
+    ticket.merged_into = target
+    _save(ticket)
+    Ticket.objects.filter(pk=target.pk).update(
+        contact_count=F("contact_count") + moved, version=F("version") + 1
+    )
+    _record(ticket, actor, EventKind.MERGED, target.number, before={"status": Status(ticket.status).value},
+            after={"status": ticket.status, "merged_into": target.number})
+    _record(target, actor, EventKind.MERGED_FROM, ticket.number,
+            after={"merged_from": ticket.number, "contacts_moved": moved})
+    return ticket
+
+
+@transaction.atomic
+def ticket_escalate(*, ticket: Ticket | str, actor, reason: str) -> Ticket:
+    """Raise the escalation level (a flag, not a state) so leads and supervisors see it."""
+    ticket = _lock(ticket)
+    _require(actor, ticket, "escalate")
+    if not ticket.is_open:
+        raise Conflict(_("Closed or merged tickets cannot be escalated."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("Say why the ticket is escalated.")]})
+    if ticket.escalation_level >= 3:
+        raise Conflict(_("The ticket is already at the highest escalation level."))
+    before = ticket.escalation_level
+    ticket.escalation_level += 1
+    _save(ticket)
+    _record(ticket, actor, EventKind.ESCALATED, reason, before={"escalation_level": before},
+            after={"escalation_level": ticket.escalation_level})
+    return ticket
+
+
+@transaction.atomic
+def ticket_reply(*, ticket: Ticket | str, actor, body: str, internal: bool = False) -> TimelineEvent:
+    """A reply to the customer, or an internal note for colleagues."""
+    ticket = _lock(ticket)
+    _require(actor, ticket, "note" if internal else "reply")
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": [_("Write something first.")]})
+    if len(body) > 5000:
+        raise ValidationError({"body": [_("Keep it under 5,000 characters.")]})
+    if ticket.status in (Status.CLOSED, Status.MERGED) and not internal:
+        raise Conflict(_("Closed or merged tickets take internal notes only."))
+    ticket.version += 1
+    ticket.save(update_fields=["version", "updated_at"])
+    return _record(ticket, actor, EventKind.NOTE if internal else EventKind.REPLY, body)
+
+
+# --- evidence --------------------------------------------------------------------
+
+ALLOWED_ATTACHMENT_TYPES = {
+    # extension: (content type, magic-byte prefixes or None for text)
+    ".jpg": ("image/jpeg", (b"\xff\xd8\xff",)),
+    ".jpeg": ("image/jpeg", (b"\xff\xd8\xff",)),
+    ".png": ("image/png", (b"\x89PNG\r\n\x1a\n",)),
+    ".gif": ("image/gif", (b"GIF87a", b"GIF89a")),
+    ".webp": ("image/webp", (b"RIFF",)),
+    ".pdf": ("application/pdf", (b"%PDF-",)),
+    ".mp3": ("audio/mpeg", (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")),
+    ".wav": ("audio/wav", (b"RIFF",)),
+    ".txt": ("text/plain", None),
+}
+
+
+@dataclass(frozen=True)
+class UploadCheck:
+    content_type: str
+
+
+def _check_upload(uploaded) -> UploadCheck:
+    name = uploaded.name or ""
+    ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext not in ALLOWED_ATTACHMENT_TYPES:
+        raise ValidationError(
+            {"file": [_("Allowed evidence files: images, PDF, audio recordings (mp3/wav) and text.")]}
+        )
+    if uploaded.size > settings.CLOSELOOP_MAX_ATTACHMENT_BYTES:
+        raise ValidationError(
+            {"file": [_("The file is larger than %(mb)d MB.")
+                      % {"mb": settings.CLOSELOOP_MAX_ATTACHMENT_BYTES // (1024 * 1024)}]}
+        )
+    if uploaded.size == 0:
+        raise ValidationError({"file": [_("The file is empty.")]})
+    content_type, magics = ALLOWED_ATTACHMENT_TYPES[ext]
+    head = uploaded.read(16)
+    uploaded.seek(0)
+    if magics is None:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            # A multi-byte character may be cut at 16 bytes; check a longer sample.
+            sample = uploaded.read(4096)
+            uploaded.seek(0)
+            try:
+                sample.decode("utf-8", errors="strict")
+            except UnicodeDecodeError as exc:
+                raise ValidationError({"file": [_("The text file is not UTF-8.")]}) from exc
+    elif not any(head.startswith(m) for m in magics):
+        raise ValidationError({"file": [_("The file content does not match its type %(ext)s.") % {"ext": ext}]})
+    return UploadCheck(content_type=content_type or mimetypes.guess_type(name)[0] or "")
+
+
+@transaction.atomic
+def attachment_add(*, ticket: Ticket | str, actor, uploaded) -> Attachment:
+    ticket = _lock(ticket)
+    _require(actor, ticket, "attachment")
+    if ticket.status in (Status.CLOSED, Status.MERGED):
+        raise Conflict(_("Closed or merged tickets take no new evidence."))
+    check = _check_upload(uploaded)
+    attachment = Attachment(
+        ticket=ticket,
+        original_name=uploaded.name[:200],
+        content_type=check.content_type,
+        size=uploaded.size,
+        uploaded_by=actor,
+    )
+    attachment.file.save(uploaded.name, uploaded, save=False)
+    attachment.save()
+    _record(ticket, actor, EventKind.ATTACHMENT, attachment.original_name,
+            after={"attachment_id": attachment.pk, "size": attachment.size})
+    return attachment
