@@ -20,3 +20,27 @@ COLLABORATING_DEPARTMENTS = [
     ("sales", "销售部"),
     ("quality", "品控部"),
 ]
+
+
+def ensure_reference_data(category_model=None, department_model=None) -> None:
+    """Create the category tree and collaborating departments if missing (idempotent).
+
+    The data migration passes its historical models; tests and seed_demo use the defaults.
+    """
+    if category_model is None or department_model is None:
+        from .models import Category, Department
+
+        category_model, department_model = Category, Department
+    for order, (code, name, children) in enumerate(CATEGORIES):
+        root, _ = category_model.objects.get_or_create(
+            code=code, defaults={"name": name, "sort_order": order * 10}
+        )
+        for child_order, (child_code, child_name) in enumerate(children):
+            category_model.objects.get_or_create(
+                code=child_code,
+                defaults={"name": child_name, "parent": root, "sort_order": child_order},
+            )
+    for code, name in COLLABORATING_DEPARTMENTS:
+        department_model.objects.get_or_create(
+            code=code, defaults={"name": name, "kind": "collaborating"}
+        )

@@ -82,6 +82,8 @@ def available_actions(user, ticket: Ticket) -> list[str]:
             continue
         if transition.name == "start" and not ticket.first_responded_at:
             continue
+        if transition.name == "assign" and ticket.assignee_id == user.pk and policies.tier_of(user) == 1:
+            continue  # an agent's own ticket: nothing to take
         if policies.action_refusal(user, ticket, transition.name, assignee=user) is None or (
             transition.name == "assign" and policies.tier_of(user) >= 2
         ):

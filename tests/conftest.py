@@ -10,11 +10,11 @@ import os
 
 import pytest
 from django.db import connection
-from django.urls import reverse
 from django.utils import timezone
 
 from complaints import services
-from complaints.models import Department, Impact, Level, Role, Status
+from complaints.seeds import ensure_reference_data
+from complaints.models import Department, Impact, Level, Role
 from tests.factories import (
     ChannelFactory,
     CustomerFactory,
@@ -36,8 +36,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
-def team_a(db):
+def reference_data(db):
+    # Transactional tests flush the tables the data migration filled; put them back.
+    ensure_reference_data()
+
+
+@pytest.fixture
+def team_a(reference_data):
+
+
     return DepartmentFactory(code="team-a", name="客服一组")
 
 
@@ -62,7 +75,7 @@ def senior(team_a):
 
 
 @pytest.fixture
-def supervisor(db):
+def supervisor(reference_data):
     return make_staff("supervisor", Role.SUPERVISOR, None, first_name="陈主管")
 
 
@@ -72,12 +85,12 @@ def other_agent(team_b):
 
 
 @pytest.fixture
-def logistics(db):
+def logistics(reference_data):
     return make_staff("logistics", Role.DEPARTMENT, Department.objects.get(code="logistics"))
 
 
 @pytest.fixture
-def tech(db):
+def tech(reference_data):
     return make_staff("tech", Role.DEPARTMENT, Department.objects.get(code="tech"))
 
 
@@ -165,5 +178,3 @@ def login(client):
 def is_postgres():
     return connection.vendor == "postgresql"
 
-
-__all__ = ["PASSWORD", "Status", "reverse"]

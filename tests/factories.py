@@ -70,5 +70,3 @@ def make_ticket(*, customer=None, channel=None, team=None, subject="快递三天
 def leaf_category(code: str = "logistics") -> Category:
     return Category.objects.get(code=code)
 
-
-__all__ = ["Role"]
