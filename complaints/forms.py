@@ -237,7 +237,7 @@ class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False,
                                choices=[("", _("All statuses")), *Status.choices])
     category = forms.ModelChoiceField(label=_("Category"), required=False,
-                                      queryset=Category.objects.filter(is_active=True),
+                                      queryset=Category.objects.filter(is_active=True).select_related("parent"),
                                       empty_label=_("All categories"))
     priority = forms.TypedChoiceField(label=_("Priority"), required=False, coerce=int,
                                       empty_value=None,
