@@ -21,8 +21,11 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
     def format_value(self, value):
         if isinstance(value, dt.datetime):
-            return timezone.localtime(value).strftime("%Y-%m-%dT%H:%M") if timezone.is_aware(value) \
+            return (
+                timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
+                if timezone.is_aware(value)
                 else value.strftime("%Y-%m-%dT%H:%M")
+            )
         return value
 
 
@@ -71,20 +74,28 @@ class ClassifyForm(TransitionForm):
     service = services.ticket_classify
     category = CategoryChoiceField(
         label=_("Category"),
-        queryset=Category.objects.filter(is_active=True, children__isnull=True).select_related("parent"),
+        queryset=Category.objects.filter(is_active=True, children__isnull=True).select_related(
+            "parent"
+        ),
         required=False,
     )
-    amount_level = _grade_field(_("Amount involved"), [
-        (Level.LOW, _("Low (under ¥500)")),
-        (Level.MEDIUM, _("Medium (¥500–5,000)")),
-        (Level.HIGH, _("High (over ¥5,000)")),
-    ])
+    amount_level = _grade_field(
+        _("Amount involved"),
+        [
+            (Level.LOW, _("Low (under ¥500)")),
+            (Level.MEDIUM, _("Medium (¥500–5,000)")),
+            (Level.HIGH, _("High (over ¥5,000)")),
+        ],
+    )
     impact = _grade_field(_("Impact"), Impact.choices)
-    urgency = _grade_field(_("Urgency"), [
-        (Level.LOW, _("Normal")),
-        (Level.MEDIUM, _("Urgent")),
-        (Level.HIGH, _("Critical (safety, media, regulator)")),
-    ])
+    urgency = _grade_field(
+        _("Urgency"),
+        [
+            (Level.LOW, _("Normal")),
+            (Level.MEDIUM, _("Urgent")),
+            (Level.HIGH, _("Critical (safety, media, regulator)")),
+        ],
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,8 +118,8 @@ class AssignForm(TransitionForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = selectors.assignable_staff(self.ticket.team_id)
-        self.fields["assignee"].label_from_instance = (
-            lambda u: f"{u.get_full_name() or u.username} ({u.username})"
+        self.fields["assignee"].label_from_instance = lambda u: (
+            f"{u.get_full_name() or u.username} ({u.username})"
         )
         if not self.is_bound:
             self.initial.setdefault("assignee", self.actor.pk)
@@ -118,10 +129,13 @@ class FirstResponseForm(TransitionForm):
     name = "first_response"
     service = services.ticket_first_response
     promised_followup_at = forms.DateTimeField(
-        label=_("Follow-up deadline told to the customer"), required=False, widget=DateTimeLocalInput
+        label=_("Follow-up deadline told to the customer"),
+        required=False,
+        widget=DateTimeLocalInput,
     )
-    message = forms.CharField(label=_("Message to the customer"), required=False,
-                              widget=forms.Textarea(attrs={"rows": 4}))
+    message = forms.CharField(
+        label=_("Message to the customer"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,16 +147,19 @@ class FirstResponseForm(TransitionForm):
 
 
 def first_response_script(ticket, deadline) -> str:
-    return str(_(
-        "Hello %(name)s, we have received your complaint (ticket %(number)s) and are working on it. "
-        "We will get back to you by %(deadline)s. You can check the progress at any time at "
-        "%(url)s with the ticket number and the last four digits of your phone."
-    ) % {
-        "name": ticket.customer.name,
-        "number": ticket.number,
-        "deadline": timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M"),
-        "url": services.status_url(ticket),
-    })
+    return str(
+        _(
+            "Hello %(name)s, we have received your complaint (ticket %(number)s) and are working on it. "
+            "We will get back to you by %(deadline)s. You can check the progress at any time at "
+            "%(url)s with the ticket number and the last four digits of your phone."
+        )
+        % {
+            "name": ticket.customer.name,
+            "number": ticket.number,
+            "deadline": timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M"),
+            "url": services.status_url(ticket),
+        }
+    )
 
 
 class StartForm(TransitionForm):
@@ -153,22 +170,30 @@ class StartForm(TransitionForm):
 class ResolveForm(TransitionForm):
     name = "resolve"
     service = services.ticket_resolve
-    solution = forms.CharField(label=_("Solution"), required=False,
-                               widget=forms.Textarea(attrs={"rows": 3}))
-    responsible_person = forms.CharField(label=_("Responsible person"), required=False,
-                                         max_length=100)
-    resolution_time = forms.DateTimeField(label=_("Solution carried out at"), required=False,
-                                          widget=DateTimeLocalInput)
-    evidence_ref = forms.CharField(label=_("Evidence reference"), required=False, max_length=200,
-                                   help_text=_("e.g. a waybill, refund or recording number"))
+    solution = forms.CharField(
+        label=_("Solution"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    responsible_person = forms.CharField(
+        label=_("Responsible person"), required=False, max_length=100
+    )
+    resolution_time = forms.DateTimeField(
+        label=_("Solution carried out at"), required=False, widget=DateTimeLocalInput
+    )
+    evidence_ref = forms.CharField(
+        label=_("Evidence reference"),
+        required=False,
+        max_length=200,
+        help_text=_("e.g. a waybill, refund or recording number"),
+    )
     evidence_file = forms.FileField(label=_("Evidence file"), required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("resolution_time", timezone.localtime())
-            self.initial.setdefault("responsible_person",
-                                    self.actor.get_full_name() or self.actor.get_username())
+            self.initial.setdefault(
+                "responsible_person", self.actor.get_full_name() or self.actor.get_username()
+            )
 
     def payload(self) -> dict:
         data = super().payload()
@@ -179,16 +204,20 @@ class ResolveForm(TransitionForm):
         # An uploaded file counts as the evidence; a refused resolution rolls it back.
         with transaction.atomic():
             if self.cleaned_data.get("evidence_file"):
-                services.attachment_add(ticket=self.ticket.number, actor=self.actor,
-                                        uploaded=self.cleaned_data["evidence_file"])
+                services.attachment_add(
+                    ticket=self.ticket.number,
+                    actor=self.actor,
+                    uploaded=self.cleaned_data["evidence_file"],
+                )
             return super().run()
 
 
 class FollowUpForm(TransitionForm):
     name = "follow_up"
     service = services.ticket_follow_up
-    note = forms.CharField(label=_("Call-back record"), required=False,
-                           widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(
+        label=_("Call-back record"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 class CloseForm(TransitionForm):
@@ -199,7 +228,9 @@ class CloseForm(TransitionForm):
 class ReopenForm(TransitionForm):
     name = "reopen"
     service = services.ticket_reopen
-    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class MergeForm(TransitionForm):
@@ -210,23 +241,40 @@ class MergeForm(TransitionForm):
 
 class EscalateForm(TransitionForm):
     name = "escalate"
-    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
     def run(self):
-        return services.ticket_escalate(ticket=self.ticket.number, actor=self.actor,
-                                        reason=self.cleaned_data["reason"])
+        return services.ticket_escalate(
+            ticket=self.ticket.number, actor=self.actor, reason=self.cleaned_data["reason"]
+        )
 
 
 TRANSITION_FORMS = {
     form.name: form
-    for form in (ClassifyForm, AssignForm, FirstResponseForm, StartForm, ResolveForm,
-                 FollowUpForm, CloseForm, ReopenForm, MergeForm, EscalateForm)
+    for form in (
+        ClassifyForm,
+        AssignForm,
+        FirstResponseForm,
+        StartForm,
+        ResolveForm,
+        FollowUpForm,
+        CloseForm,
+        ReopenForm,
+        MergeForm,
+        EscalateForm,
+    )
 }
 
 
 class ReplyForm(forms.Form):
-    body = forms.CharField(label=_("Reply"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    internal = forms.BooleanField(label=_("Internal note (not sent to the customer)"), required=False)
+    body = forms.CharField(
+        label=_("Reply"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    internal = forms.BooleanField(
+        label=_("Internal note (not sent to the customer)"), required=False
+    )
 
 
 class AttachmentForm(forms.Form):
@@ -234,20 +282,32 @@ class AttachmentForm(forms.Form):
 
 
 class QueueFilterForm(forms.Form):
-    status = forms.ChoiceField(label=_("Status"), required=False,
-                               choices=[("", _("All statuses")), *Status.choices])
-    category = forms.ModelChoiceField(label=_("Category"), required=False,
-                                      queryset=Category.objects.filter(is_active=True).select_related("parent"),
-                                      empty_label=_("All categories"))
-    priority = forms.TypedChoiceField(label=_("Priority"), required=False, coerce=int,
-                                      empty_value=None,
-                                      choices=[("", _("All priorities")), *Priority.choices])
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All statuses")), *Status.choices]
+    )
+    category = forms.ModelChoiceField(
+        label=_("Category"),
+        required=False,
+        queryset=Category.objects.filter(is_active=True).select_related("parent"),
+        empty_label=_("All categories"),
+    )
+    priority = forms.TypedChoiceField(
+        label=_("Priority"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", _("All priorities")), *Priority.choices],
+    )
     channel = forms.CharField(label=_("Channel"), required=False)
-    sort = forms.ChoiceField(label=_("Sort"), required=False, choices=[
-        ("priority", _("Priority, then due time")),
-        ("due", _("Due time")),
-        ("newest", _("Newest")),
-    ])
+    sort = forms.ChoiceField(
+        label=_("Sort"),
+        required=False,
+        choices=[
+            ("priority", _("Priority, then due time")),
+            ("due", _("Due time")),
+            ("newest", _("Newest")),
+        ],
+    )
 
     def __init__(self, *args, channels=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -365,41 +365,64 @@ class Ticket(FSMModelMixin, models.Model):
 
     def _has_solution(self) -> bool:
         # Evidence may be an attachment, which the service checks before calling resolve().
-        return bool(self.resolution_time and self.responsible_person.strip() and self.solution.strip())
+        return bool(
+            self.resolution_time and self.responsible_person.strip() and self.solution.strip()
+        )
 
     def _has_followup_record(self) -> bool:
         return bool(self.followup_note.strip())
 
     # --- transitions: no side effects; services set the data and write the timeline ---
 
-    @transition(field=status, source=[Status.RECEIVED, Status.CLASSIFIED], target=Status.CLASSIFIED,
-                conditions=[_is_classified])
+    @transition(
+        field=status,
+        source=[Status.RECEIVED, Status.CLASSIFIED],
+        target=Status.CLASSIFIED,
+        conditions=[_is_classified],
+    )
     def classify(self):
         pass
 
-    @transition(field=status, source=[Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS],
-                target=RETURN_VALUE(Status.ASSIGNED, Status.IN_PROGRESS), conditions=[_has_assignee])
+    @transition(
+        field=status,
+        source=[Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS],
+        target=RETURN_VALUE(Status.ASSIGNED, Status.IN_PROGRESS),
+        conditions=[_has_assignee],
+    )
     def assign(self):
         # Reassigning a ticket already being worked keeps it in progress.
         return Status.IN_PROGRESS if self.status == Status.IN_PROGRESS else Status.ASSIGNED
 
-    @transition(field=status, source=Status.ASSIGNED, target=Status.ASSIGNED,
-                conditions=[_awaits_first_response])
+    @transition(
+        field=status,
+        source=Status.ASSIGNED,
+        target=Status.ASSIGNED,
+        conditions=[_awaits_first_response],
+    )
     def first_response(self):
         pass
 
-    @transition(field=status, source=Status.ASSIGNED, target=Status.IN_PROGRESS,
-                conditions=[_has_first_response])
+    @transition(
+        field=status,
+        source=Status.ASSIGNED,
+        target=Status.IN_PROGRESS,
+        conditions=[_has_first_response],
+    )
     def start(self):
         pass
 
-    @transition(field=status, source=Status.IN_PROGRESS, target=Status.RESOLVED,
-                conditions=[_has_solution])
+    @transition(
+        field=status, source=Status.IN_PROGRESS, target=Status.RESOLVED, conditions=[_has_solution]
+    )
     def resolve(self):
         pass
 
-    @transition(field=status, source=Status.RESOLVED, target=Status.FOLLOWED_UP,
-                conditions=[_has_followup_record])
+    @transition(
+        field=status,
+        source=Status.RESOLVED,
+        target=Status.FOLLOWED_UP,
+        conditions=[_has_followup_record],
+    )
     def follow_up(self):
         pass
 
@@ -407,13 +430,19 @@ class Ticket(FSMModelMixin, models.Model):
     def close(self):
         pass
 
-    @transition(field=status, source=[Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED],
-                target=Status.IN_PROGRESS)
+    @transition(
+        field=status,
+        source=[Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED],
+        target=Status.IN_PROGRESS,
+    )
     def reopen(self):
         pass
 
-    @transition(field=status, source=[Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED,
-                                      Status.IN_PROGRESS], target=Status.MERGED)
+    @transition(
+        field=status,
+        source=[Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS],
+        target=Status.MERGED,
+    )
     def merge(self):
         pass
 

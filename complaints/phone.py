@@ -13,7 +13,9 @@ def normalize_phone(raw: str) -> str:
     """
     if not raw:
         return ""
-    text = raw.strip().translate({ord(c): ord("0") + i for i, c in enumerate("０１２３４５６７８９")})
+    text = raw.strip().translate(
+        {ord(c): ord("0") + i for i, c in enumerate("０１２３４５６７８９")}
+    )
     digits = re.sub(r"[\s\-()（）.]", "", text)
     if digits.startswith("+86"):
         digits = digits[3:]

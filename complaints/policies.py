@@ -43,7 +43,14 @@ def _in_team(user, ticket: Ticket) -> bool:
 
 # Transitions the ticket's owner works; leads may do them for their whole team.
 OWNER_ACTIONS = {
-    "first_response", "start", "resolve", "follow_up", "close", "reopen", "merge", "reply",
+    "first_response",
+    "start",
+    "resolve",
+    "follow_up",
+    "close",
+    "reopen",
+    "merge",
+    "reply",
 }
 
 
@@ -72,7 +79,9 @@ def action_refusal(user, ticket: Ticket, action: str, *, assignee=None) -> str |
         return None
     if action == "assign":
         if assignee is not None and assignee.pk != user.pk:
-            return _("Agents can only take tickets for themselves; ask a team lead to assign others.")
+            return _(
+                "Agents can only take tickets for themselves; ask a team lead to assign others."
+            )
         if ticket.assignee_id and not owns:
             return _("This ticket is already assigned to someone else.")
         return None

@@ -37,9 +37,7 @@ def status_page(request):
             context["error"] = _("Too many attempts. Please try again in a few minutes.")
             return render(request, "complaints/public_status.html", context, status=429)
         cache.incr(key)
-        ticket = (
-            Ticket.objects.select_related("customer").filter(number=number).first()
-        )
+        ticket = Ticket.objects.select_related("customer").filter(number=number).first()
         # A wrong number and a wrong phone look the same, so nothing can be probed.
         if ticket and len(last4) == 4 and ticket.customer.phone.endswith(last4):
             context["result"] = {

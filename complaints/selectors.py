@@ -44,7 +44,9 @@ def queue_tickets(user, *, tab: str = "mine", filters: dict | None = None):
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("category"):
-        qs = qs.filter(Q(category_id=filters["category"]) | Q(category__parent_id=filters["category"]))
+        qs = qs.filter(
+            Q(category_id=filters["category"]) | Q(category__parent_id=filters["category"])
+        )
     if filters.get("priority"):
         qs = qs.filter(priority=filters["priority"])
     if filters.get("channel"):
@@ -82,14 +84,27 @@ def available_actions(user, ticket: Ticket) -> list[str]:
             continue
         if transition.name == "start" and not ticket.first_responded_at:
             continue
-        if transition.name == "assign" and ticket.assignee_id == user.pk and policies.tier_of(user) == 1:
+        if (
+            transition.name == "assign"
+            and ticket.assignee_id == user.pk
+            and policies.tier_of(user) == 1
+        ):
             continue  # an agent's own ticket: nothing to take
         if policies.action_refusal(user, ticket, transition.name, assignee=user) is None or (
             transition.name == "assign" and policies.tier_of(user) >= 2
         ):
             names.append(transition.name)
-    order = ["classify", "assign", "first_response", "start", "resolve", "follow_up", "close",
-             "reopen", "merge"]
+    order = [
+        "classify",
+        "assign",
+        "first_response",
+        "start",
+        "resolve",
+        "follow_up",
+        "close",
+        "reopen",
+        "merge",
+    ]
     return sorted(names, key=order.index)
 
 
@@ -105,12 +120,11 @@ class Customer360:
 def customer_360(customer: Customer, *, limit: int = 50) -> Customer360:
     """Everything about a customer in one view: tickets on every channel and what was promised."""
     tickets = list(
-        customer.tickets.select_related("channel", "category__parent", "assignee")
-        .order_by("-created_at")[:limit]
+        customer.tickets.select_related("channel", "category__parent", "assignee").order_by(
+            "-created_at"
+        )[:limit]
     )
-    promises = [
-        t for t in tickets if t.promised_followup_at and t.status in OPEN_STATUSES
-    ]
+    promises = [t for t in tickets if t.promised_followup_at and t.status in OPEN_STATUSES]
     return Customer360(
         customer=customer,
         tickets=tickets,

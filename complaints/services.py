@@ -103,12 +103,9 @@ def _iso(value):
 
 def _lock(ticket: Ticket | str, expected_version: int | None = None) -> Ticket:
     """Lock and return a fresh copy of the ticket row (by instance or number)."""
-    qs = Ticket.objects.select_for_update()
+    lookup = {"pk": ticket.pk} if isinstance(ticket, Ticket) else {"number": ticket}
     try:
-        if isinstance(ticket, Ticket):
-            locked = qs.get(pk=ticket.pk)
-        else:
-            locked = qs.get(number=ticket)
+        locked = Ticket.objects.select_for_update().get(**lookup)
     except Ticket.DoesNotExist as exc:
         raise ValidationError(_("Ticket not found.")) from exc
     if expected_version is not None and locked.version != expected_version:
@@ -143,8 +140,11 @@ def _transition(ticket: Ticket, name: str) -> None:
     """Run the FSM transition or raise Conflict naming what must happen first."""
     method = getattr(ticket, name)
     before = ticket.status
-    allowed_sources = {t.source for t in ticket._meta.get_field("status").get_all_transitions(Ticket)
-                       if t.name == name}
+    allowed_sources = {
+        t.source
+        for t in ticket._meta.get_field("status").get_all_transitions(Ticket)
+        if t.name == name
+    }
     if before not in allowed_sources:
         raise Conflict(
             _("Cannot %(action)s: the ticket is %(status)s. %(hint)s")
@@ -260,9 +260,7 @@ def ticket_classify(
     if category is None:
         errors["category"] = [_("Choose a category.")]
     elif category.children.exists():
-        errors["category"] = [
-            _("Choose a subcategory of %(name)s.") % {"name": category.name}
-        ]
+        errors["category"] = [_("Choose a subcategory of %(name)s.") % {"name": category.name}]
     elif not category.is_active:
         errors["category"] = [_("This category is no longer in use.")]
     for field, value, choices in (
@@ -271,7 +269,9 @@ def ticket_classify(
         ("urgency", urgency, Level),
     ):
         if value is None:
-            errors[field] = [_("Grade the %(axis)s.") % {"axis": Ticket._meta.get_field(field).verbose_name}]
+            errors[field] = [
+                _("Grade the %(axis)s.") % {"axis": Ticket._meta.get_field(field).verbose_name}
+            ]
         elif value not in choices.values:
             errors[field] = [_("Not a valid grade.")]
     if errors:
@@ -331,21 +331,39 @@ def ticket_assign(
         )
     _require(actor, ticket, "assign", assignee=assignee)
     if policies.role_of(assignee) not in (
-        policies.Role.AGENT, policies.Role.SENIOR, policies.Role.SUPERVISOR
+        policies.Role.AGENT,
+        policies.Role.SENIOR,
+        policies.Role.SUPERVISOR,
     ):
-        raise ValidationError({"assignee": [_("Tickets can only be assigned to customer-service agents.")]})
+        raise ValidationError(
+            {"assignee": [_("Tickets can only be assigned to customer-service agents.")]}
+        )
     team = team or ticket.team or assignee.profile.department
-    if team is not None and assignee.profile.department_id not in (team.pk, None) \
-            and policies.role_of(assignee) != policies.Role.SUPERVISOR:
-        raise ValidationError({"assignee": [_("%(user)s is not a member of %(team)s.")
-                                            % {"user": assignee.get_username(), "team": team.name}]})
+    if (
+        team is not None
+        and assignee.profile.department_id not in (team.pk, None)
+        and policies.role_of(assignee) != policies.Role.SUPERVISOR
+    ):
+        raise ValidationError(
+            {
+                "assignee": [
+                    _("%(user)s is not a member of %(team)s.")
+                    % {"user": assignee.get_username(), "team": team.name}
+                ]
+            }
+        )
     if ticket.assignee_id == assignee.pk:
-        raise Conflict(_("The ticket is already assigned to %(user)s.") % {"user": assignee.get_username()})
+        raise Conflict(
+            _("The ticket is already assigned to %(user)s.") % {"user": assignee.get_username()}
+        )
     if policies.tier_of(actor) < 3 and team is not None and team.pk != policies.team_id_of(actor):
         raise PermissionDenied(_("Only a supervisor can move a ticket to another team."))
 
-    before = {"status": ticket.status, "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
-              "team": ticket.team.name if ticket.team_id else None}
+    before = {
+        "status": ticket.status,
+        "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
+        "team": ticket.team.name if ticket.team_id else None,
+    }
     ticket.assignee = assignee
     ticket.team = team
     _transition(ticket, "assign")
@@ -357,8 +375,11 @@ def ticket_assign(
         EventKind.ASSIGNED,
         _("Assigned to %(user)s") % {"user": assignee.get_full_name() or assignee.get_username()},
         before=before,
-        after={"status": ticket.status, "assignee": assignee.get_username(),
-               "team": team.name if team else None},
+        after={
+            "status": ticket.status,
+            "assignee": assignee.get_username(),
+            "team": team.name if team else None,
+        },
     )
     return ticket
 
@@ -396,7 +417,9 @@ def ticket_first_response(
             missing.append(_("the self-service status link"))
         if missing:
             errors["message"] = [
-                _("The first response must tell the customer how to check the status: include %(missing)s.")
+                _(
+                    "The first response must tell the customer how to check the status: include %(missing)s."
+                )
                 % {"missing": _(" and ").join(str(m) for m in missing)}
             ]
     if errors:
@@ -427,8 +450,13 @@ def ticket_start(*, ticket: Ticket | str, actor, expected_version: int | None = 
     _transition(ticket, "start")
     ticket.started_at = timezone.now()
     _save(ticket)
-    _record(ticket, actor, EventKind.STARTED, before={"status": Status.ASSIGNED},
-            after={"status": ticket.status})
+    _record(
+        ticket,
+        actor,
+        EventKind.STARTED,
+        before={"status": Status.ASSIGNED},
+        after={"status": ticket.status},
+    )
     return ticket
 
 
@@ -459,7 +487,9 @@ def ticket_resolve(
             % {"missing": "、".join(missing)}
         )
     if resolution_time > timezone.now() + dt.timedelta(minutes=5):
-        raise ValidationError({"resolution_time": [_("The solution time cannot be in the future.")]})
+        raise ValidationError(
+            {"resolution_time": [_("The solution time cannot be in the future.")]}
+        )
     _transition(ticket, "resolve")
     ticket.resolved_at = timezone.now()
     _save(ticket)
@@ -495,8 +525,14 @@ def ticket_follow_up(
     _transition(ticket, "follow_up")
     ticket.followed_up_at = timezone.now()
     _save(ticket)
-    _record(ticket, actor, EventKind.FOLLOWED_UP, note, before={"status": Status.RESOLVED},
-            after={"status": ticket.status})
+    _record(
+        ticket,
+        actor,
+        EventKind.FOLLOWED_UP,
+        note,
+        before={"status": Status.RESOLVED},
+        after={"status": ticket.status},
+    )
     return ticket
 
 
@@ -508,7 +544,9 @@ def ticket_close(*, ticket: Ticket | str, actor, expected_version: int | None = 
     _transition(ticket, "close")
     ticket.closed_at = timezone.now()
     _save(ticket)
-    _record(ticket, actor, EventKind.CLOSED, before={"status": before}, after={"status": ticket.status})
+    _record(
+        ticket, actor, EventKind.CLOSED, before={"status": before}, after={"status": ticket.status}
+    )
     return ticket
 
 
@@ -528,8 +566,14 @@ def ticket_reopen(
     ticket.reopen_count += 1
     ticket.resolved_at = ticket.followed_up_at = ticket.closed_at = None
     _save(ticket)
-    _record(ticket, actor, EventKind.REOPENED, reason, before={"status": before},
-            after={"status": ticket.status, "reopen_count": ticket.reopen_count})
+    _record(
+        ticket,
+        actor,
+        EventKind.REOPENED,
+        reason,
+        before={"status": before},
+        after={"status": ticket.status, "reopen_count": ticket.reopen_count},
+    )
     return ticket
 
 
@@ -540,7 +584,12 @@ def ticket_merge(
     """Merge a duplicate into the ticket that carries on; its contacts move there."""
     ticket = _lock(ticket, expected_version)
     _require(actor, ticket, "merge")
-    if ticket.status not in (Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS):
+    if ticket.status not in (
+        Status.RECEIVED,
+        Status.CLASSIFIED,
+        Status.ASSIGNED,
+        Status.IN_PROGRESS,
+    ):
         _transition(ticket, "merge")
     into = (into or "").strip()
     if not into:
@@ -553,7 +602,9 @@ def ticket_merge(
     except Ticket.DoesNotExist as exc:
         raise ValidationError({"into": [_("No ticket %(number)s.") % {"number": into}]}) from exc
     if not target.is_open:
-        raise ValidationError({"into": [_("Ticket %(number)s is no longer open.") % {"number": into}]})
+        raise ValidationError(
+            {"into": [_("Ticket %(number)s is no longer open.") % {"number": into}]}
+        )
     if target.customer_id != ticket.customer_id:
         raise ValidationError({"into": [_("Only tickets of the same customer can be merged.")]})
 
@@ -564,10 +615,21 @@ def ticket_merge(
     Ticket.objects.filter(pk=target.pk).update(
         contact_count=F("contact_count") + moved, version=F("version") + 1
     )
-    _record(ticket, actor, EventKind.MERGED, target.number, before={"status": Status(ticket.status).value},
-            after={"status": ticket.status, "merged_into": target.number})
-    _record(target, actor, EventKind.MERGED_FROM, ticket.number,
-            after={"merged_from": ticket.number, "contacts_moved": moved})
+    _record(
+        ticket,
+        actor,
+        EventKind.MERGED,
+        target.number,
+        before={"status": Status(ticket.status).value},
+        after={"status": ticket.status, "merged_into": target.number},
+    )
+    _record(
+        target,
+        actor,
+        EventKind.MERGED_FROM,
+        ticket.number,
+        after={"merged_from": ticket.number, "contacts_moved": moved},
+    )
     return ticket
 
 
@@ -586,13 +648,21 @@ def ticket_escalate(*, ticket: Ticket | str, actor, reason: str) -> Ticket:
     before = ticket.escalation_level
     ticket.escalation_level += 1
     _save(ticket)
-    _record(ticket, actor, EventKind.ESCALATED, reason, before={"escalation_level": before},
-            after={"escalation_level": ticket.escalation_level})
+    _record(
+        ticket,
+        actor,
+        EventKind.ESCALATED,
+        reason,
+        before={"escalation_level": before},
+        after={"escalation_level": ticket.escalation_level},
+    )
     return ticket
 
 
 @transaction.atomic
-def ticket_reply(*, ticket: Ticket | str, actor, body: str, internal: bool = False) -> TimelineEvent:
+def ticket_reply(
+    *, ticket: Ticket | str, actor, body: str, internal: bool = False
+) -> TimelineEvent:
     """A reply to the customer, or an internal note for colleagues."""
     ticket = _lock(ticket)
     _require(actor, ticket, "note" if internal else "reply")
@@ -634,12 +704,20 @@ def _check_upload(uploaded) -> UploadCheck:
     ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if ext not in ALLOWED_ATTACHMENT_TYPES:
         raise ValidationError(
-            {"file": [_("Allowed evidence files: images, PDF, audio recordings (mp3/wav) and text.")]}
+            {
+                "file": [
+                    _("Allowed evidence files: images, PDF, audio recordings (mp3/wav) and text.")
+                ]
+            }
         )
     if uploaded.size > settings.CLOSELOOP_MAX_ATTACHMENT_BYTES:
         raise ValidationError(
-            {"file": [_("The file is larger than %(mb)d MB.")
-                      % {"mb": settings.CLOSELOOP_MAX_ATTACHMENT_BYTES // (1024 * 1024)}]}
+            {
+                "file": [
+                    _("The file is larger than %(mb)d MB.")
+                    % {"mb": settings.CLOSELOOP_MAX_ATTACHMENT_BYTES // (1024 * 1024)}
+                ]
+            }
         )
     if uploaded.size == 0:
         raise ValidationError({"file": [_("The file is empty.")]})
@@ -658,7 +736,9 @@ def _check_upload(uploaded) -> UploadCheck:
             except UnicodeDecodeError as exc:
                 raise ValidationError({"file": [_("The text file is not UTF-8.")]}) from exc
     elif not any(head.startswith(m) for m in magics):
-        raise ValidationError({"file": [_("The file content does not match its type %(ext)s.") % {"ext": ext}]})
+        raise ValidationError(
+            {"file": [_("The file content does not match its type %(ext)s.") % {"ext": ext}]}
+        )
     return UploadCheck(content_type=content_type or mimetypes.guess_type(name)[0] or "")
 
 
@@ -678,6 +758,11 @@ def attachment_add(*, ticket: Ticket | str, actor, uploaded) -> Attachment:
     )
     attachment.file.save(uploaded.name, uploaded, save=False)
     attachment.save()
-    _record(ticket, actor, EventKind.ATTACHMENT, attachment.original_name,
-            after={"attachment_id": attachment.pk, "size": attachment.size})
+    _record(
+        ticket,
+        actor,
+        EventKind.ATTACHMENT,
+        attachment.original_name,
+        after={"attachment_id": attachment.pk, "size": attachment.size},
+    )
     return attachment

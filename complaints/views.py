@@ -124,8 +124,12 @@ def ticket_reply(request, number):
     form = ReplyForm(request.POST)
 
     def run():
-        services.ticket_reply(ticket=ticket.number, actor=request.user,
-                              body=form.cleaned_data["body"], internal=form.cleaned_data["internal"])
+        services.ticket_reply(
+            ticket=ticket.number,
+            actor=request.user,
+            body=form.cleaned_data["body"],
+            internal=form.cleaned_data["internal"],
+        )
 
     return _run_and_respond(request, ticket, "reply", form, run)
 
@@ -137,8 +141,9 @@ def ticket_attachment(request, number):
     form = AttachmentForm(request.POST, request.FILES)
 
     def run():
-        services.attachment_add(ticket=ticket.number, actor=request.user,
-                                uploaded=form.cleaned_data["file"])
+        services.attachment_add(
+            ticket=ticket.number, actor=request.user, uploaded=form.cleaned_data["file"]
+        )
 
     return _run_and_respond(request, ticket, "attachment", form, run)
 
@@ -161,5 +166,6 @@ def lookup(request):
     results = list(selectors.lookup(query)) if query else []
     if len(results) == 1 and results[0].number.lower() == query.lower():
         return redirect("workspace:ticket", number=results[0].number)
-    return render(request, "complaints/lookup.html", {"query": query, "results": results,
-                                                      "statuses": Status})
+    return render(
+        request, "complaints/lookup.html", {"query": query, "results": results, "statuses": Status}
+    )

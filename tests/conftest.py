@@ -10,11 +10,11 @@ import os
 
 import pytest
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from complaints import services
-from complaints.seeds import ensure_reference_data
 from complaints.models import Department, Impact, Level, Role
+from complaints.seeds import ensure_reference_data
 from tests.factories import (
     ChannelFactory,
     CustomerFactory,
@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _english_messages(settings):
+    """Tests assert the English msgids; test_i18n checks that users get Chinese by default."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -49,7 +57,6 @@ def reference_data(db):
 
 @pytest.fixture
 def team_a(reference_data):
-
 
     return DepartmentFactory(code="team-a", name="客服一组")
 
@@ -132,26 +139,46 @@ def first_response_text(ticket) -> str:
 
 def drive(ticket, actor, to: str):
     """Walk a ticket through the real services up to the state `to`."""
-    steps = ["classified", "assigned", "first_responded", "in_progress", "resolved",
-             "followed_up", "closed"]
+    steps = [
+        "classified",
+        "assigned",
+        "first_responded",
+        "in_progress",
+        "resolved",
+        "followed_up",
+        "closed",
+    ]
     target = steps.index(to)
     number = ticket.number
     if target >= 0:
-        services.ticket_classify(ticket=number, actor=actor, category=leaf_category("logistics"),
-                                 amount_level=Level.LOW, impact=Impact.INDIVIDUAL,
-                                 urgency=Level.MEDIUM)
+        services.ticket_classify(
+            ticket=number,
+            actor=actor,
+            category=leaf_category("logistics"),
+            amount_level=Level.LOW,
+            impact=Impact.INDIVIDUAL,
+            urgency=Level.MEDIUM,
+        )
     if target >= 1:
         services.ticket_assign(ticket=number, actor=actor, assignee=actor)
     if target >= 2:
         services.ticket_first_response(
-            ticket=number, actor=actor, message=first_response_text(ticket),
-            promised_followup_at=timezone.now() + dt.timedelta(days=1))
+            ticket=number,
+            actor=actor,
+            message=first_response_text(ticket),
+            promised_followup_at=timezone.now() + dt.timedelta(days=1),
+        )
     if target >= 3:
         services.ticket_start(ticket=number, actor=actor)
     if target >= 4:
-        services.ticket_resolve(ticket=number, actor=actor, solution="补发商品并赠送优惠券",
-                                responsible_person="物流部 刘师傅",
-                                resolution_time=timezone.now(), evidence_ref="快递单号 SF123456")
+        services.ticket_resolve(
+            ticket=number,
+            actor=actor,
+            solution="补发商品并赠送优惠券",
+            responsible_person="物流部 刘师傅",
+            resolution_time=timezone.now(),
+            evidence_ref="快递单号 SF123456",
+        )
     if target >= 5:
         services.ticket_follow_up(ticket=number, actor=actor, note="回访客户，已收到补发，表示满意")
     if target >= 6:
@@ -177,4 +204,3 @@ def login(client):
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
-

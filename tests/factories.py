@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from channels.models import Channel, ChannelKind
 from complaints import services
-from complaints.models import Category, Customer, Department, Role, StaffProfile
+from complaints.models import Category, Customer, Department, StaffProfile
 
 
 class DepartmentFactory(factory.django.DjangoModelFactory):
@@ -31,7 +31,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 def make_staff(username: str, role: str, department: Department | None = None, **extra):
     user = UserFactory(username=username, **extra)
     user.save()
-    StaffProfile.objects.update_or_create(user=user, defaults={"role": role, "department": department})
+    StaffProfile.objects.update_or_create(
+        user=user, defaults={"role": role, "department": department}
+    )
     user.refresh_from_db()
     return user
 
@@ -54,8 +56,16 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     phone = factory.Sequence(lambda n: f"+86138{n:08d}")
 
 
-def make_ticket(*, customer=None, channel=None, team=None, subject="快递三天没到", body=None,
-                order_no="", actor=None):
+def make_ticket(
+    *,
+    customer=None,
+    channel=None,
+    team=None,
+    subject="快递三天没到",
+    body=None,
+    order_no="",
+    actor=None,
+):
     return services.ticket_create(
         customer=customer or CustomerFactory(),
         channel=channel or ChannelFactory(code="wechat-main", kind=ChannelKind.WECHAT),
@@ -69,4 +79,3 @@ def make_ticket(*, customer=None, channel=None, team=None, subject="快递三天
 
 def leaf_category(code: str = "logistics") -> Category:
     return Category.objects.get(code=code)
-

@@ -4,8 +4,9 @@ from complaints.seeds import ensure_reference_data
 
 
 def seed(apps, schema_editor):
-    ensure_reference_data(apps.get_model("complaints", "Category"),
-                          apps.get_model("complaints", "Department"))
+    ensure_reference_data(
+        apps.get_model("complaints", "Category"), apps.get_model("complaints", "Department")
+    )
 
 
 class Migration(migrations.Migration):

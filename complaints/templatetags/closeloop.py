@@ -28,8 +28,11 @@ def sla_badge(due_at):
         return {"css": "muted", "text": "—", "due_at": None}
     remaining = int((due_at - timezone.now()).total_seconds())
     if remaining < 0:
-        return {"css": "red", "text": _("%(t)s overdue") % {"t": _duration(-remaining)},
-                "due_at": due_at}
+        return {
+            "css": "red",
+            "text": _("%(t)s overdue") % {"t": _duration(-remaining)},
+            "due_at": due_at,
+        }
     css = "amber" if remaining < AMBER_SECONDS else "green"
     return {"css": css, "text": _("%(t)s left") % {"t": _duration(remaining)}, "due_at": due_at}
 
@@ -54,3 +57,21 @@ def display_name(user, empty="—") -> str:
     if user is None:
         return empty
     return user.get_full_name() or user.get_username()
+
+
+@register.filter
+def event_changes(event) -> list[tuple[str, object, object]]:
+    """(label, before, after) for each value an event changed, status excluded."""
+    from complaints.models import Ticket
+
+    changes = []
+    for key, after in event.after.items():
+        before = event.before.get(key)
+        if key == "status" or before == after:
+            continue
+        try:
+            label = Ticket._meta.get_field(key).verbose_name
+        except Exception:  # noqa: BLE001 - keys that are not ticket fields keep their name
+            label = key.replace("_", " ")
+        changes.append((label, before, after))
+    return changes

@@ -60,7 +60,9 @@ def test_two_agents_taking_the_same_ticket_one_wins(ticket, agent, agent2):
 def test_two_agents_closing_at_once_one_conflict_nothing_lost(ticket, agent, senior):
     drive(ticket, agent, "followed_up")
     users = [agent, senior]
-    results = run_concurrently(lambda i: services.ticket_close(ticket=ticket.number, actor=users[i]), 2)
+    results = run_concurrently(
+        lambda i: services.ticket_close(ticket=ticket.number, actor=users[i]), 2
+    )
     assert sum(isinstance(r, Ticket) for r in results) == 1
     assert sum(isinstance(r, services.Conflict) for r in results) == 1
     assert ticket.events.filter(kind="closed").count() == 1

@@ -20,8 +20,12 @@ def kinds(ticket):
 
 
 def classify(ticket, actor, **overrides):
-    data = dict(category=leaf_category("logistics"), amount_level=Level.LOW,
-                impact=Impact.INDIVIDUAL, urgency=Level.MEDIUM)
+    data = {
+        "category": leaf_category("logistics"),
+        "amount_level": Level.LOW,
+        "impact": Impact.INDIVIDUAL,
+        "urgency": Level.MEDIUM,
+    }
     data.update(overrides)
     return services.ticket_classify(ticket=ticket.number, actor=actor, **data)
 
@@ -40,22 +44,40 @@ def test_full_loop_writes_one_event_per_action(ticket, agent):
     drive(ticket, agent, "closed")
     assert ticket.status == Status.CLOSED
     assert kinds(ticket) == [
-        "created", "classified", "assigned", "first_response", "started", "resolved",
-        "followed_up", "closed",
+        "created",
+        "classified",
+        "assigned",
+        "first_response",
+        "started",
+        "resolved",
+        "followed_up",
+        "closed",
     ]
     event = ticket.events.get(kind=EventKind.CLASSIFIED)
     assert event.actor == agent
     assert event.before["status"] == Status.RECEIVED
-    assert event.after == {"status": "classified", "category": "物流配送", "amount_level": 1,
-                           "impact": 1, "urgency": 2, "priority": Priority.P3}
+    assert event.after == {
+        "status": "classified",
+        "category": "物流配送",
+        "amount_level": 1,
+        "impact": 1,
+        "urgency": 2,
+        "priority": Priority.P3,
+    }
     assert ticket.due_at is None and ticket.closed_at is not None
 
 
 class TestClassify:
     def test_without_category_and_grading_names_what_is_missing(self, ticket, agent):
         with pytest.raises(ValidationError) as exc:
-            services.ticket_classify(ticket=ticket.number, actor=agent, category=None,
-                                     amount_level=None, impact=Level.LOW, urgency=None)
+            services.ticket_classify(
+                ticket=ticket.number,
+                actor=agent,
+                category=None,
+                amount_level=None,
+                impact=Level.LOW,
+                urgency=None,
+            )
         errors = exc.value.message_dict
         assert set(errors) == {"category", "amount_level", "urgency"}
         ticket.refresh_from_db()
@@ -140,17 +162,23 @@ class TestFirstResponse:
     def test_without_deadline_is_refused(self, ticket, agent):
         self._ready(ticket, agent)
         with pytest.raises(ValidationError) as exc:
-            services.ticket_first_response(ticket=ticket.number, actor=agent,
-                                           message=first_response_text(ticket),
-                                           promised_followup_at=None)
+            services.ticket_first_response(
+                ticket=ticket.number,
+                actor=agent,
+                message=first_response_text(ticket),
+                promised_followup_at=None,
+            )
         assert "promised_followup_at" in exc.value.message_dict
 
     def test_without_status_path_is_refused(self, ticket, agent):
         self._ready(ticket, agent)
         with pytest.raises(ValidationError) as exc:
             services.ticket_first_response(
-                ticket=ticket.number, actor=agent, message="您好，我们会尽快处理。",
-                promised_followup_at=timezone.now() + dt.timedelta(hours=8))
+                ticket=ticket.number,
+                actor=agent,
+                message="您好，我们会尽快处理。",
+                promised_followup_at=timezone.now() + dt.timedelta(hours=8),
+            )
         message = exc.value.message_dict["message"][0]
         assert ticket.number in message and "status link" in message
 
@@ -158,15 +186,21 @@ class TestFirstResponse:
         self._ready(ticket, agent)
         with pytest.raises(ValidationError):
             services.ticket_first_response(
-                ticket=ticket.number, actor=agent, message=first_response_text(ticket),
-                promised_followup_at=timezone.now() - dt.timedelta(minutes=1))
+                ticket=ticket.number,
+                actor=agent,
+                message=first_response_text(ticket),
+                promised_followup_at=timezone.now() - dt.timedelta(minutes=1),
+            )
 
     def test_records_promise_and_moves_deadline(self, ticket, agent):
         self._ready(ticket, agent)
         promise = timezone.now() + dt.timedelta(hours=20)
-        services.ticket_first_response(ticket=ticket.number, actor=agent,
-                                       message=first_response_text(ticket),
-                                       promised_followup_at=promise)
+        services.ticket_first_response(
+            ticket=ticket.number,
+            actor=agent,
+            message=first_response_text(ticket),
+            promised_followup_at=promise,
+        )
         ticket.refresh_from_db()
         assert ticket.promised_followup_at == promise
         assert ticket.due_at == ticket.resolve_due_at
@@ -181,16 +215,24 @@ class TestFirstResponse:
         drive(ticket, agent, "first_responded")
         with pytest.raises(services.Conflict, match="already"):
             services.ticket_first_response(
-                ticket=ticket.number, actor=agent, message=first_response_text(ticket),
-                promised_followup_at=timezone.now() + dt.timedelta(hours=5))
+                ticket=ticket.number,
+                actor=agent,
+                message=first_response_text(ticket),
+                promised_followup_at=timezone.now() + dt.timedelta(hours=5),
+            )
 
 
 class TestResolve:
     def test_missing_four_elements_are_named(self, ticket, agent):
         drive(ticket, agent, "in_progress")
         with pytest.raises(ValidationError) as exc:
-            services.ticket_resolve(ticket=ticket.number, actor=agent, solution="",
-                                    responsible_person="", resolution_time=None)
+            services.ticket_resolve(
+                ticket=ticket.number,
+                actor=agent,
+                solution="",
+                responsible_person="",
+                resolution_time=None,
+            )
         message = exc.value.messages[0]
         for element in ("time", "responsible person", "solution", "evidence"):
             assert element in message
@@ -200,19 +242,32 @@ class TestResolve:
     def test_attachment_counts_as_evidence(self, ticket, agent, settings, tmp_path):
         settings.MEDIA_ROOT = tmp_path
         drive(ticket, agent, "in_progress")
-        services.attachment_add(ticket=ticket.number, actor=agent,
-                                uploaded=SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64))
-        services.ticket_resolve(ticket=ticket.number, actor=agent, solution="退款 50 元",
-                                responsible_person="小李", resolution_time=timezone.now())
+        services.attachment_add(
+            ticket=ticket.number,
+            actor=agent,
+            uploaded=SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64),
+        )
+        services.ticket_resolve(
+            ticket=ticket.number,
+            actor=agent,
+            solution="退款 50 元",
+            responsible_person="小李",
+            resolution_time=timezone.now(),
+        )
         ticket.refresh_from_db()
         assert ticket.status == Status.RESOLVED
 
     def test_resolve_from_assigned_is_a_conflict(self, ticket, agent):
         drive(ticket, agent, "first_responded")
         with pytest.raises(services.Conflict, match="in progress"):
-            services.ticket_resolve(ticket=ticket.number, actor=agent, solution="x",
-                                    responsible_person="y", resolution_time=timezone.now(),
-                                    evidence_ref="z")
+            services.ticket_resolve(
+                ticket=ticket.number,
+                actor=agent,
+                solution="x",
+                responsible_person="y",
+                resolution_time=timezone.now(),
+                evidence_ref="z",
+            )
 
 
 class TestFollowUpAndClose:
@@ -233,7 +288,9 @@ class TestFollowUpAndClose:
         drive(ticket, agent, "closed")
         with pytest.raises(ValidationError):
             services.ticket_reopen(ticket=ticket.number, actor=agent, reason="")
-        services.ticket_reopen(ticket=ticket.number, actor=agent, reason="客户来电说补发的商品也有问题")
+        services.ticket_reopen(
+            ticket=ticket.number, actor=agent, reason="客户来电说补发的商品也有问题"
+        )
         ticket.refresh_from_db()
         assert ticket.status == Status.IN_PROGRESS
         assert ticket.reopen_count == 1 and ticket.closed_at is None and ticket.resolved_at is None
@@ -245,8 +302,12 @@ class TestFollowUpAndClose:
 
 
 class TestMerge:
-    def test_merge_moves_contacts_and_marks_both_timelines(self, ticket, agent, customer, channel, team_a):
-        duplicate = make_ticket(customer=customer, channel=channel, team=team_a, subject="又来投诉快递")
+    def test_merge_moves_contacts_and_marks_both_timelines(
+        self, ticket, agent, customer, channel, team_a
+    ):
+        duplicate = make_ticket(
+            customer=customer, channel=channel, team=team_a, subject="又来投诉快递"
+        )
         drive(duplicate, agent, "assigned")
         services.ticket_merge(ticket=duplicate.number, actor=agent, into=ticket.number)
         duplicate.refresh_from_db()
@@ -279,11 +340,18 @@ class TestPermissions:
     def test_agent_cannot_resolve_colleagues_ticket(self, ticket, agent, agent2):
         drive(ticket, agent, "in_progress")
         with pytest.raises(PermissionDenied, match="assignee"):
-            services.ticket_resolve(ticket=ticket.number, actor=agent2, solution="x",
-                                    responsible_person="y", resolution_time=timezone.now(),
-                                    evidence_ref="z")
+            services.ticket_resolve(
+                ticket=ticket.number,
+                actor=agent2,
+                solution="x",
+                responsible_person="y",
+                resolution_time=timezone.now(),
+                evidence_ref="z",
+            )
 
-    def test_senior_can_act_for_team_and_supervisor_for_all(self, ticket, agent, senior, supervisor):
+    def test_senior_can_act_for_team_and_supervisor_for_all(
+        self, ticket, agent, senior, supervisor
+    ):
         drive(ticket, agent, "resolved")
         services.ticket_follow_up(ticket=ticket.number, actor=senior, note="组长回访，客户满意")
         services.ticket_close(ticket=ticket.number, actor=supervisor)
@@ -292,7 +360,9 @@ class TestPermissions:
 
     def test_any_agent_may_add_internal_note_and_escalate(self, ticket, agent, agent2):
         drive(ticket, agent, "in_progress")
-        services.ticket_reply(ticket=ticket.number, actor=agent2, body="这个客户上周也来过", internal=True)
+        services.ticket_reply(
+            ticket=ticket.number, actor=agent2, body="这个客户上周也来过", internal=True
+        )
         services.ticket_escalate(ticket=ticket.number, actor=agent2, reason="客户称要找媒体曝光")
         ticket.refresh_from_db()
         assert ticket.escalation_level == 1
@@ -304,8 +374,9 @@ class TestConcurrencyGuards:
         stale = ticket.version
         classify(ticket, agent)
         with pytest.raises(services.Conflict, match="changed by someone else"):
-            services.ticket_assign(ticket=ticket.number, actor=agent, assignee=agent,
-                                   expected_version=stale)
+            services.ticket_assign(
+                ticket=ticket.number, actor=agent, assignee=agent, expected_version=stale
+            )
         ticket.refresh_from_db()
         assert ticket.status == Status.CLASSIFIED and ticket.assignee is None
 
@@ -342,13 +413,17 @@ class TestAttachments:
     def test_bad_files_are_refused(self, ticket, agent, settings, tmp_path, name, content, reason):
         settings.MEDIA_ROOT = tmp_path
         with pytest.raises(ValidationError, match=reason):
-            services.attachment_add(ticket=ticket.number, actor=agent,
-                                    uploaded=SimpleUploadedFile(name, content))
+            services.attachment_add(
+                ticket=ticket.number, actor=agent, uploaded=SimpleUploadedFile(name, content)
+            )
         assert ticket.attachments.count() == 0
 
     def test_oversized_file_is_refused(self, ticket, agent, settings, tmp_path):
         settings.MEDIA_ROOT = tmp_path
         settings.CLOSELOOP_MAX_ATTACHMENT_BYTES = 100
         with pytest.raises(ValidationError, match="larger"):
-            services.attachment_add(ticket=ticket.number, actor=agent,
-                                    uploaded=SimpleUploadedFile("big.pdf", b"%PDF-" + b"0" * 200))
+            services.attachment_add(
+                ticket=ticket.number,
+                actor=agent,
+                uploaded=SimpleUploadedFile("big.pdf", b"%PDF-" + b"0" * 200),
+            )

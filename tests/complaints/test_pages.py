@@ -18,9 +18,12 @@ def action_url(ticket, name):
 
 
 def make_tickets(n, *, channel, team, assignee=None):
-    tickets = [make_ticket(customer=CustomerFactory(), channel=channel, team=team) for _ in range(n)]
-    for t in tickets[: n // 2]:
-        drive(t, assignee, "in_progress") if assignee else None
+    tickets = [
+        make_ticket(customer=CustomerFactory(), channel=channel, team=team) for _ in range(n)
+    ]
+    if assignee:
+        for t in tickets[: n // 2]:
+            drive(t, assignee, "in_progress")
     return tickets
 
 
@@ -48,15 +51,18 @@ class TestQueue:
         drive(urgent, agent, "classified")
         plain = make_ticket(channel=channel, team=team_a, subject="普通")
         client = login(agent)
-        body = client.get(reverse("workspace:queue"),
-                          {"tab": "open", "status": "classified"}).content.decode()
+        body = client.get(
+            reverse("workspace:queue"), {"tab": "open", "status": "classified"}
+        ).content.decode()
         assert urgent.number in body and plain.number not in body
-        body = client.get(reverse("workspace:queue"), {
-            "tab": "open", "category": leaf_category("logistics").pk}).content.decode()
+        body = client.get(
+            reverse("workspace:queue"), {"tab": "open", "category": leaf_category("logistics").pk}
+        ).content.decode()
         assert urgent.number in body and plain.number not in body
 
-    def test_query_count_does_not_grow_with_tickets(self, login, agent, channel, team_a,
-                                                    django_assert_max_num_queries):
+    def test_query_count_does_not_grow_with_tickets(
+        self, login, agent, channel, team_a, django_assert_max_num_queries
+    ):
         client = login(agent)
         make_tickets(4, channel=channel, team=team_a, assignee=agent)
         with django_assert_max_num_queries(8) as few:
@@ -73,8 +79,9 @@ class TestQueue:
 
 
 class TestTicketPage:
-    def test_shows_customer_360_timeline_and_allowed_buttons(self, login, agent, ticket, customer,
-                                                            channel, team_a):
+    def test_shows_customer_360_timeline_and_allowed_buttons(
+        self, login, agent, ticket, customer, channel, team_a
+    ):
         older = make_ticket(customer=customer, channel=channel, team=team_a, subject="上次的投诉")
         drive(older, agent, "first_responded")
         body = login(agent).get(reverse("workspace:ticket", args=[ticket.number])).content.decode()
@@ -102,15 +109,22 @@ class TestTicketPage:
 class TestActionsThroughThePage:
     def test_classify_then_take(self, login, agent, ticket):
         client = login(agent)
-        response = client.post(action_url(ticket, "classify"), {
-            "classify-category": leaf_category("install-delay").pk, "classify-amount_level": 2,
-            "classify-impact": 1, "classify-urgency": 2, "classify-version": ticket.version,
-        })
+        response = client.post(
+            action_url(ticket, "classify"),
+            {
+                "classify-category": leaf_category("install-delay").pk,
+                "classify-amount_level": 2,
+                "classify-impact": 1,
+                "classify-urgency": 2,
+                "classify-version": ticket.version,
+            },
+        )
         assert response.status_code == 302
         ticket.refresh_from_db()
         assert ticket.status == Status.CLASSIFIED and ticket.category.code == "install-delay"
-        response = client.post(action_url(ticket, "assign"), {"assign-assignee": agent.pk},
-                               follow=True)
+        response = client.post(
+            action_url(ticket, "assign"), {"assign-assignee": agent.pk}, follow=True
+        )
         ticket.refresh_from_db()
         assert ticket.assignee == agent
         assert "小李" in response.content.decode()
@@ -133,9 +147,13 @@ class TestActionsThroughThePage:
 
     def test_resolve_refusal_lists_four_elements(self, login, agent, ticket):
         drive(ticket, agent, "in_progress")
-        response = login(agent).post(action_url(ticket, "resolve"), {
-            "resolve-solution": "已退款", "resolve-resolution_time": "",
-        })
+        response = login(agent).post(
+            action_url(ticket, "resolve"),
+            {
+                "resolve-solution": "已退款",
+                "resolve-resolution_time": "",
+            },
+        )
         assert response.status_code == 400
         ticket.refresh_from_db()
         assert ticket.status == Status.IN_PROGRESS
@@ -147,10 +165,13 @@ class TestActionsThroughThePage:
         form = page.context["action_forms"][0]
         assert form.name == "first_response"
         deadline = timezone.localtime() + dt.timedelta(hours=30)
-        response = client.post(action_url(ticket, "first_response"), {
-            "first_response-message": form.initial["message"],
-            "first_response-promised_followup_at": deadline.strftime("%Y-%m-%dT%H:%M"),
-        })
+        response = client.post(
+            action_url(ticket, "first_response"),
+            {
+                "first_response-message": form.initial["message"],
+                "first_response-promised_followup_at": deadline.strftime("%Y-%m-%dT%H:%M"),
+            },
+        )
         assert response.status_code == 302
         ticket.refresh_from_db()
         assert ticket.first_responded_at is not None
@@ -159,10 +180,16 @@ class TestActionsThroughThePage:
         client = login(agent)
         stale = ticket.version
         drive(ticket, agent, "classified")
-        response = client.post(action_url(ticket, "classify"), {
-            "classify-category": leaf_category("quality").pk, "classify-amount_level": 1,
-            "classify-impact": 1, "classify-urgency": 1, "classify-version": stale,
-        })
+        response = client.post(
+            action_url(ticket, "classify"),
+            {
+                "classify-category": leaf_category("quality").pk,
+                "classify-amount_level": 1,
+                "classify-impact": 1,
+                "classify-urgency": 1,
+                "classify-version": stale,
+            },
+        )
         assert response.status_code == 409
         ticket.refresh_from_db()
         assert ticket.category.code == "logistics"
@@ -177,10 +204,13 @@ class TestActionsThroughThePage:
     def test_reply_and_note_land_on_timeline(self, login, agent, ticket):
         drive(ticket, agent, "in_progress")
         client = login(agent)
-        client.post(reverse("workspace:ticket-reply", args=[ticket.number]),
-                    {"body": "您好，补发已安排。"})
-        client.post(reverse("workspace:ticket-reply", args=[ticket.number]),
-                    {"body": "内部备注", "internal": "on"})
+        client.post(
+            reverse("workspace:ticket-reply", args=[ticket.number]), {"body": "您好，补发已安排。"}
+        )
+        client.post(
+            reverse("workspace:ticket-reply", args=[ticket.number]),
+            {"body": "内部备注", "internal": "on"},
+        )
         kinds = list(ticket.events.values_list("kind", flat=True))
         assert kinds[-2:] == ["reply", "note"]
 
@@ -195,10 +225,14 @@ class TestLookupAndCustomer:
 
     def test_lookup_by_phone_and_order(self, login, agent, ticket):
         client = login(agent)
-        assert ticket.number in client.get(reverse("workspace:lookup"),
-                                           {"q": "138 0000 1234"}).content.decode()
-        assert ticket.number in client.get(reverse("workspace:lookup"),
-                                           {"q": "SO20261122001"}).content.decode()
+        assert (
+            ticket.number
+            in client.get(reverse("workspace:lookup"), {"q": "138 0000 1234"}).content.decode()
+        )
+        assert (
+            ticket.number
+            in client.get(reverse("workspace:lookup"), {"q": "SO20261122001"}).content.decode()
+        )
 
     def test_customer_page(self, login, agent, ticket, customer):
         body = login(agent).get(reverse("workspace:customer", args=[customer.pk])).content.decode()
@@ -207,12 +241,14 @@ class TestLookupAndCustomer:
 
 class TestPublicStatus:
     def test_right_phone_shows_status_masked(self, client, ticket):
-        body = client.get(reverse("public-status"),
-                          {"number": ticket.number, "phone_last4": "1234"}).content.decode()
+        body = client.get(
+            reverse("public-status"), {"number": ticket.number, "phone_last4": "1234"}
+        ).content.decode()
         assert 'data-testid="public-result"' in body
         assert "138****1234" in body and "13800001234" not in body
 
     def test_wrong_phone_reveals_nothing(self, client, ticket):
-        body = client.get(reverse("public-status"),
-                          {"number": ticket.number, "phone_last4": "9999"}).content.decode()
+        body = client.get(
+            reverse("public-status"), {"number": ticket.number, "phone_last4": "9999"}
+        ).content.decode()
         assert 'data-testid="public-result"' not in body and ticket.customer.name not in body

@@ -17,7 +17,9 @@ def log_in(page, live_server, username, password):
     page.click("button[type=submit]")
 
 
-def test_agent_opens_ticket_from_queue_classifies_and_sees_timeline(page, live_server, agent, ticket):
+def test_agent_opens_ticket_from_queue_classifies_and_sees_timeline(
+    page, live_server, agent, ticket
+):
     agent.set_password("agent-pass-1")
     agent.save()
     log_in(page, live_server, "agent", "agent-pass-1")
