@@ -579,7 +579,11 @@ class TicketAdmin(PhoneSearchMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, ticket):
             return []
         names = selectors.available_actions(request.user, ticket)
-        if ticket.is_open and policies.action_refusal(request.user, ticket, "escalate") is None:
+        if (
+            ticket.is_open
+            and ticket.escalation_level < services.MAX_ESCALATION_LEVEL
+            and policies.action_refusal(request.user, ticket, "escalate") is None
+        ):
             names.append("escalate")
         return names
 

@@ -450,8 +450,12 @@ class Ticket(FSMModelMixin, models.Model):
 class TicketSequence(models.Model):
     """Per-day counter behind ticket numbers (TS20261122-000123)."""
 
-    day = models.DateField(unique=True)
-    last = models.PositiveIntegerField(default=0)
+    day = models.DateField(_("day"), unique=True)
+    last = models.PositiveIntegerField(_("last number"), default=0)
+
+    class Meta:
+        verbose_name = _("ticket number sequence")
+        verbose_name_plural = _("ticket number sequences")
 
     def __str__(self) -> str:
         return f"{self.day}: {self.last}"
@@ -480,7 +484,7 @@ class Contact(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticket.number} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket.number} @ {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M}"
 
 
 def attachment_path(instance: "Attachment", filename: str) -> str:
@@ -496,7 +500,11 @@ class Attachment(models.Model):
     content_type = models.CharField(_("type"), max_length=100)
     size = models.PositiveIntegerField(_("size (bytes)"))
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
     )
     created_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
 
@@ -562,7 +570,7 @@ class TimelineEvent(models.Model):
         indexes = [models.Index(fields=["ticket", "created_at"], name="event_ticket_time")]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket_id} {self.kind} {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs):
         # The audit trail must not be rewritten: only inserts are allowed.

@@ -40,6 +40,9 @@ from .models import (
     TimelineEvent,
 )
 
+# Escalation levels: 1 team lead, 2 supervisor, 3 management.
+MAX_ESCALATION_LEVEL = 3
+
 
 class Conflict(Exception):
     """The ticket is not in a state for this action, or another user changed it first (409)."""
@@ -643,7 +646,7 @@ def ticket_escalate(*, ticket: Ticket | str, actor, reason: str) -> Ticket:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("Say why the ticket is escalated.")]})
-    if ticket.escalation_level >= 3:
+    if ticket.escalation_level >= MAX_ESCALATION_LEVEL:
         raise Conflict(_("The ticket is already at the highest escalation level."))
     before = ticket.escalation_level
     ticket.escalation_level += 1

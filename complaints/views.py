@@ -55,7 +55,8 @@ def _ticket_context(request, ticket, *, forms=None, error=None):
         bound.get(name) or TRANSITION_FORMS[name](ticket=ticket, actor=request.user)
         for name in actions
     ]
-    if ticket.is_open and "escalate" not in bound:
+    can_escalate = ticket.is_open and ticket.escalation_level < services.MAX_ESCALATION_LEVEL
+    if can_escalate and "escalate" not in bound:
         escalate = TRANSITION_FORMS["escalate"](ticket=ticket, actor=request.user)
     else:
         escalate = bound.get("escalate")
