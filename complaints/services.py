@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -585,25 +584,33 @@ def ticket_merge(
     *, ticket: Ticket | str, actor, into: str, expected_version: int | None = None
 ) -> Ticket:
     """Merge a duplicate into the ticket that carries on; its contacts move there."""
-    ticket = _lock(ticket, expected_version)
-    _require(actor, ticket, "merge")
-    if ticket.status not in (
-        Status.RECEIVED,
-        Status.CLASSIFIED,
-        Status.ASSIGNED,
-        Status.IN_PROGRESS,
-    ):
-        _transition(ticket, "merge")
     into = (into or "").strip()
     if not into:
         raise ValidationError({"into": [_("Give the number of the ticket to merge into.")]})
-    if into == ticket.number:
+    source_number = ticket.number if isinstance(ticket, Ticket) else ticket
+    if into == source_number:
         raise ValidationError({"into": [_("A ticket cannot be merged into itself.")]})
-    try:
-        # Lock both rows in a fixed order (by id) so two opposite merges cannot deadlock.
-        target = Ticket.objects.select_for_update().get(number=into)
-    except Ticket.DoesNotExist as exc:
-        raise ValidationError({"into": [_("No ticket %(number)s.") % {"number": into}]}) from exc
+    # Lock both rows in one statement, in id order, so two opposite merges cannot deadlock.
+    rows = {
+        t.number: t
+        for t in Ticket.objects.select_for_update()
+        .filter(number__in=[source_number, into])
+        .order_by("pk")
+    }
+    if source_number not in rows:
+        raise ValidationError(_("Ticket not found."))
+    ticket, target = rows[source_number], rows.get(into)
+    if expected_version is not None and ticket.version != expected_version:
+        raise Conflict(
+            _("Ticket %(number)s was changed by someone else meanwhile; reload it and try again.")
+            % {"number": ticket.number}
+        )
+    _require(actor, ticket, "merge")
+    before = ticket.status
+    if before not in (Status.RECEIVED, Status.CLASSIFIED, Status.ASSIGNED, Status.IN_PROGRESS):
+        _transition(ticket, "merge")
+    if target is None:
+        raise ValidationError({"into": [_("No ticket %(number)s.") % {"number": into}]})
     if not target.is_open:
         raise ValidationError(
             {"into": [_("Ticket %(number)s is no longer open.") % {"number": into}]}
@@ -615,15 +622,15 @@ def ticket_merge(
     _transition(ticket, "merge")
     ticket.merged_into = target
     _save(ticket)
-    Ticket.objects.filter(pk=target.pk).update(
-        contact_count=F("contact_count") + moved, version=F("version") + 1
-    )
+    target.contact_count += moved
+    target.version += 1
+    target.save(update_fields=["contact_count", "version", "updated_at"])
     _record(
         ticket,
         actor,
         EventKind.MERGED,
         target.number,
-        before={"status": Status(ticket.status).value},
+        before={"status": before},
         after={"status": ticket.status, "merged_into": target.number},
     )
     _record(

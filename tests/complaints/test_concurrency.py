@@ -66,3 +66,15 @@ def test_two_agents_closing_at_once_one_conflict_nothing_lost(ticket, agent, sen
     assert sum(isinstance(r, Ticket) for r in results) == 1
     assert sum(isinstance(r, services.Conflict) for r in results) == 1
     assert ticket.events.filter(kind="closed").count() == 1
+
+
+def test_opposite_merges_at_once_do_not_deadlock(supervisor, customer, channel, team_a):
+    first = make_ticket(customer=customer, channel=channel, team=team_a)
+    second = make_ticket(customer=customer, channel=channel, team=team_a)
+    pairs = [(first.number, second.number), (second.number, first.number)]
+    results = run_concurrently(
+        lambda i: services.ticket_merge(ticket=pairs[i][0], actor=supervisor, into=pairs[i][1]), 2
+    )
+    assert sum(isinstance(r, Ticket) for r in results) == 1, results
+    statuses = sorted(Ticket.objects.filter(customer=customer).values_list("status", flat=True))
+    assert statuses == [Status.MERGED, Status.RECEIVED]

@@ -316,6 +316,8 @@ class TestMerge:
         assert ticket.contacts.count() == 2 and ticket.contact_count == 2
         assert kinds(ticket)[-1] == EventKind.MERGED_FROM
         assert kinds(duplicate)[-1] == EventKind.MERGED
+        merged_event = duplicate.events.get(kind=EventKind.MERGED)
+        assert merged_event.before == {"status": Status.ASSIGNED}
 
     def test_merge_into_other_customer_or_itself_is_refused(self, ticket, agent, channel, team_a):
         drive(ticket, agent, "assigned")
