@@ -240,17 +240,6 @@ class TicketDetailApi(StaffApi, APIView):
         return _ticket_detail_response(request, number)
 
 
-def _escalate(*, ticket, actor, reason: str, expected_version: int | None = None):
-    # services.ticket_escalate takes no expected_version: refuse a stale view
-    # here, against the copy just read (escalation only ever raises a level).
-    if expected_version is not None and expected_version != ticket.version:
-        raise services.Conflict(
-            _("Ticket %(number)s was changed by someone else meanwhile; reload it and try again.")
-            % {"number": ticket.number}
-        )
-    return services.ticket_escalate(ticket=ticket, actor=actor, reason=reason)
-
-
 @dataclass(frozen=True)
 class Transition:
     input: type
@@ -287,7 +276,7 @@ TRANSITIONS = {
         MergeInput, services.ticket_merge, "Merge into another ticket of the same customer."
     ),
     "escalate": Transition(
-        EscalateInput, _escalate, "Raise the escalation level, with the reason."
+        EscalateInput, services.ticket_escalate, "Raise the escalation level, with the reason."
     ),
 }
 

@@ -247,7 +247,10 @@ class EscalateForm(TransitionForm):
 
     def run(self):
         return services.ticket_escalate(
-            ticket=self.ticket.number, actor=self.actor, reason=self.cleaned_data["reason"]
+            ticket=self.ticket.number,
+            actor=self.actor,
+            reason=self.cleaned_data["reason"],
+            expected_version=self.cleaned_data.get("version"),
         )
 
 

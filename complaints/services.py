@@ -340,6 +340,8 @@ def ticket_assign(
         raise ValidationError(
             {"assignee": [_("Tickets can only be assigned to customer-service agents.")]}
         )
+    if team is not None and team.kind != Department.Kind.SERVICE:
+        raise ValidationError({"team": [_("Tickets belong to customer-service teams.")]})
     team = team or ticket.team or assignee.profile.department
     if (
         team is not None
@@ -644,9 +646,11 @@ def ticket_merge(
 
 
 @transaction.atomic
-def ticket_escalate(*, ticket: Ticket | str, actor, reason: str) -> Ticket:
+def ticket_escalate(
+    *, ticket: Ticket | str, actor, reason: str, expected_version: int | None = None
+) -> Ticket:
     """Raise the escalation level (a flag, not a state) so leads and supervisors see it."""
-    ticket = _lock(ticket)
+    ticket = _lock(ticket, expected_version)
     _require(actor, ticket, "escalate")
     if not ticket.is_open:
         raise Conflict(_("Closed or merged tickets cannot be escalated."))
