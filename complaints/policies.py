@@ -41,6 +41,19 @@ def _in_team(user, ticket: Ticket) -> bool:
     return ticket.team_id is None or ticket.team_id == team_id_of(user)
 
 
+# The lifecycle transitions in the order of the closed loop (buttons, API docs).
+LIFECYCLE_ACTIONS = (
+    "classify",
+    "assign",
+    "first_response",
+    "start",
+    "resolve",
+    "follow_up",
+    "close",
+    "reopen",
+    "merge",
+)
+
 # Transitions the ticket's owner works; leads may do them for their whole team.
 OWNER_ACTIONS = {
     "first_response",

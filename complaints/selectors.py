@@ -94,18 +94,7 @@ def available_actions(user, ticket: Ticket) -> list[str]:
             transition.name == "assign" and policies.tier_of(user) >= 2
         ):
             names.append(transition.name)
-    order = [
-        "classify",
-        "assign",
-        "first_response",
-        "start",
-        "resolve",
-        "follow_up",
-        "close",
-        "reopen",
-        "merge",
-    ]
-    return sorted(names, key=order.index)
+    return sorted(names, key=policies.LIFECYCLE_ACTIONS.index)
 
 
 @dataclass

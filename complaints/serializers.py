@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import selectors
+from . import policies, selectors
 from .models import (
     Attachment,
     Category,
@@ -31,19 +31,6 @@ from .models import (
 # Ids and versions are 32-bit-safe positive integers on every backend; larger
 # numbers are junk and are refused before they reach a query.
 MAX_INT = 2**31 - 1
-
-# The lifecycle transitions, in the order of the closed loop (what `available_actions` lists).
-LIFECYCLE_ACTIONS = (
-    "classify",
-    "assign",
-    "first_response",
-    "start",
-    "resolve",
-    "follow_up",
-    "close",
-    "reopen",
-    "merge",
-)
 
 
 # --- parsing helpers -------------------------------------------------------------
@@ -394,7 +381,7 @@ class TicketDetailOutput(TicketListOutput):
         read_only_fields = fields
 
     @extend_schema_field(
-        {"type": "array", "items": {"type": "string", "enum": list(LIFECYCLE_ACTIONS)}}
+        {"type": "array", "items": {"type": "string", "enum": list(policies.LIFECYCLE_ACTIONS)}}
     )
     def get_available_actions(self, ticket) -> list[str]:
         return selectors.available_actions(self.context["request"].user, ticket)
