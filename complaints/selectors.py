@@ -90,9 +90,7 @@ def available_actions(user, ticket: Ticket) -> list[str]:
             and policies.tier_of(user) == 1
         ):
             continue  # an agent's own ticket: nothing to take
-        if policies.action_refusal(user, ticket, transition.name, assignee=user) is None or (
-            transition.name == "assign" and policies.tier_of(user) >= 2
-        ):
+        if policies.action_refusal(user, ticket, transition.name, assignee=user) is None:
             names.append(transition.name)
     return sorted(names, key=policies.LIFECYCLE_ACTIONS.index)
 

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from complaints.models import Status
-from tests.conftest import drive, first_response_text
-from tests.factories import CustomerFactory, leaf_category, make_ticket
+from complaints.models import Role, Status
+from tests.conftest import drive
+from tests.factories import CustomerFactory, leaf_category, make_staff, make_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -214,8 +214,14 @@ class TestActionsThroughThePage:
         kinds = list(ticket.events.values_list("kind", flat=True))
         assert kinds[-2:] == ["reply", "note"]
 
-    def test_first_response_text_helper_matches_rule(self, ticket):
-        assert ticket.number in first_response_text(ticket)
+    def test_lead_of_another_team_gets_no_buttons_for_this_team(self, login, ticket, agent, team_b):
+        drive(ticket, agent, "classified")
+        lead_b = make_staff("senior_b", Role.SENIOR, team_b)
+        body = login(lead_b).get(reverse("workspace:ticket", args=[ticket.number])).content.decode()
+        assert 'data-action="assign"' not in body and 'data-action="classify"' not in body
+        senior_page = login(make_staff("senior_a", Role.SENIOR, ticket.team))
+        body = senior_page.get(reverse("workspace:ticket", args=[ticket.number])).content.decode()
+        assert 'data-action="assign"' in body
 
 
 class TestLookupAndCustomer:
