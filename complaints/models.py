@@ -5,6 +5,7 @@ protected so nothing can assign `status` directly.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +23,19 @@ class Department(models.Model):
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=60)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    # Default deadlines of collaboration tasks opened for this department.
+    task_response_hours = models.PositiveSmallIntegerField(
+        _("task response time (hours)"),
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text=_("A task must be claimed within this time."),
+    )
+    task_completion_hours = models.PositiveSmallIntegerField(
+        _("task completion time (hours)"),
+        default=48,
+        validators=[MinValueValidator(1), MaxValueValidator(2160)],
+        help_text=_("A task must be completed within this time."),
+    )
 
     class Meta:
         ordering = ["kind", "code"]
@@ -55,6 +69,11 @@ class StaffProfile(models.Model):
         null=True,
         blank=True,
         related_name="members",
+    )
+    is_head = models.BooleanField(
+        _("department head"),
+        default=False,
+        help_text=_("Department heads can reassign their department's tasks."),
     )
 
     class Meta:
@@ -534,6 +553,19 @@ class EventKind(models.TextChoices):
     REPLY = "reply", _("Reply to customer")
     NOTE = "note", _("Internal note")
     ATTACHMENT = "attachment", _("Evidence attached")
+    COMPENSATION_GRANTED = "compensation_granted", _("Compensation granted")
+    COMPENSATION_REQUESTED = "compensation_requested", _("Compensation requested")
+    COMPENSATION_APPROVED = "compensation_approved", _("Compensation approved")
+    COMPENSATION_REJECTED = "compensation_rejected", _("Compensation rejected")
+    COMPENSATION_CANCELLED = "compensation_cancelled", _("Compensation request withdrawn")
+    TASK_OPENED = "task_opened", _("Collaboration task opened")
+    TASK_CLAIMED = "task_claimed", _("Task claimed")
+    TASK_NOTE = "task_note", _("Task progress")
+    TASK_COMPLETED = "task_completed", _("Task completed")
+    TASK_RETURNED = "task_returned", _("Task returned")
+    TASK_REASSIGNED = "task_reassigned", _("Task reassigned")
+    TASK_REOPENED = "task_reopened", _("Task sent again")
+    TASK_CANCELLED = "task_cancelled", _("Task cancelled")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -556,6 +588,15 @@ class TimelineEvent(models.Model):
         blank=True,
     )
     kind = models.CharField(_("kind"), max_length=30, choices=EventKind.choices)
+    # Set on events of a collaboration task, so its progress can be listed on its own.
+    task = models.ForeignKey(
+        "CollaborationTask",
+        verbose_name=_("task"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="events",
+    )
     message = models.TextField(_("message"), blank=True)
     before = models.JSONField(_("before"), default=dict, blank=True)
     after = models.JSONField(_("after"), default=dict, blank=True)
@@ -580,3 +621,205 @@ class TimelineEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Timeline events are append-only")
+
+
+# --- compensation ----------------------------------------------------------------
+
+
+class CompensationKind(models.TextChoices):
+    COUPON = "coupon", _("Coupon")
+    REFUND = "refund", _("Refund")
+    CASH = "cash", _("Cash")
+    GIFT = "gift", _("Gift")
+    OTHER = "other", _("Other")
+
+
+class CompensationState(models.TextChoices):
+    GRANTED = "granted", _("Granted")
+    REQUESTED = "requested", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Withdrawn")
+
+
+# States whose amount counts towards a ticket's total (what the customer gets).
+PAID_COMPENSATION_STATES = (CompensationState.GRANTED, CompensationState.APPROVED)
+
+
+class Tier(models.IntegerChoices):
+    AGENT = 1, _("Tier 1 — frontline agent")
+    SENIOR = 2, _("Tier 2 — senior agent / team lead")
+    SUPERVISOR = 3, _("Tier 3 — supervisor")
+
+
+class CompensationLimit(models.Model):
+    """How much one tier may grant on one ticket in total, on its own authority."""
+
+    tier = models.PositiveSmallIntegerField(_("tier"), choices=Tier.choices, unique=True)
+    amount = models.DecimalField(
+        _("limit per ticket (CNY)"),
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(0)],
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["tier"]
+        verbose_name = _("compensation limit")
+        verbose_name_plural = _("compensation limits")
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()}: ¥{self.amount}"
+
+
+class Compensation(models.Model):
+    """Money or goods given to a customer on a ticket; created only by services."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="compensations")
+    kind = models.CharField(_("kind"), max_length=20, choices=CompensationKind.choices)
+    amount = models.DecimalField(_("amount (CNY)"), max_digits=10, decimal_places=2)
+    reason = models.TextField(_("reason"))
+    state = models.CharField(
+        _("state"), max_length=20, choices=CompensationState.choices, db_index=True
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("granted / requested by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # For a request: the lowest tier whose limit covers the ticket's new total.
+    approver_tier = models.PositiveSmallIntegerField(
+        _("approval needed from"), choices=Tier.choices, null=True, blank=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("compensation")
+        verbose_name_plural = _("compensations")
+        indexes = [models.Index(fields=["state", "approver_tier", "created_at"], name="comp_queue")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="compensation_amount_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.get_kind_display()} ¥{self.amount} ({self.get_state_display()})"
+
+    @property
+    def is_paid(self) -> bool:
+        return self.state in PAID_COMPENSATION_STATES
+
+
+# --- collaboration tasks -----------------------------------------------------------
+
+
+class TaskState(models.TextChoices):
+    OPEN = "open", _("Unclaimed")
+    CLAIMED = "claimed", _("In progress")
+    DONE = "done", _("Completed")
+    RETURNED = "returned", _("Returned to the agent")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+ACTIVE_TASK_STATES = (TaskState.OPEN, TaskState.CLAIMED)
+
+
+class CollaborationTask(models.Model):
+    """One department's owned, timed step on a ticket (多部门会诊: one per department)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="tasks")
+    department = models.ForeignKey(
+        Department, verbose_name=_("department"), on_delete=models.PROTECT, related_name="tasks"
+    )
+    responsibility = models.CharField(_("responsibility"), max_length=200)
+    instruction = models.TextField(_("instruction"))
+    state = models.CharField(
+        _("state"), max_length=20, choices=TaskState.choices, default=TaskState.OPEN
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("opened by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("claimed by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="claimed_tasks",
+    )
+    respond_due_at = models.DateTimeField(_("respond by"))
+    complete_due_at = models.DateTimeField(_("complete by"))
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    result = models.TextField(_("result"), blank=True)
+    return_reason = models.TextField(_("return reason"), blank=True)
+    created_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("collaboration task")
+        verbose_name_plural = _("collaboration tasks")
+        indexes = [
+            models.Index(fields=["department", "state", "respond_due_at"], name="task_board"),
+            models.Index(fields=["assignee", "state"], name="task_assignee"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department} · {self.responsibility}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_TASK_STATES
+
+    @property
+    def due_at(self):
+        """The deadline that matters now: respond while unclaimed, complete once claimed."""
+        return self.respond_due_at if self.state == TaskState.OPEN else self.complete_due_at
+
+    def is_overdue(self, now=None) -> bool:
+        if not self.is_active:
+            return False
+        return self.due_at < (now or timezone.now())
+
+
+class Notification(models.Model):
+    """An in-app message for one user (approval decided, task completed or returned…)."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.CharField(_("message"), max_length=300)
+    url = models.CharField(_("link"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.message

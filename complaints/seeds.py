@@ -44,3 +44,36 @@ def ensure_reference_data(category_model=None, department_model=None) -> None:
         department_model.objects.get_or_create(
             code=code, defaults={"name": name, "kind": "collaborating"}
         )
+
+
+# Default authority per tier on one ticket, in CNY (admins edit them).
+COMPENSATION_LIMITS = {1: "10.00", 2: "100.00", 3: "5000.00"}
+
+# Default (response, completion) hours of collaboration tasks per department; the
+# technical department answers within 2 h and finishes in 24 h ("green channel").
+DEPARTMENT_TASK_HOURS = {
+    "logistics": (4, 48),
+    "tech": (2, 24),
+    "warehouse": (4, 48),
+    "installation": (4, 72),
+    "sales": (4, 48),
+    "quality": (8, 72),
+}
+
+
+def ensure_collaboration_defaults(limit_model=None, department_model=None) -> None:
+    """Create the tier limits and the departments' task deadlines if missing (idempotent).
+
+    Departments still on the field defaults (4 h / 48 h) get their seeded values; values
+    an admin changed are left alone.
+    """
+    if limit_model is None or department_model is None:
+        from .models import CompensationLimit, Department
+
+        limit_model, department_model = CompensationLimit, Department
+    for tier, amount in COMPENSATION_LIMITS.items():
+        limit_model.objects.get_or_create(tier=tier, defaults={"amount": amount})
+    for code, (response, completion) in DEPARTMENT_TASK_HOURS.items():
+        department_model.objects.filter(
+            code=code, task_response_hours=4, task_completion_hours=48
+        ).update(task_response_hours=response, task_completion_hours=completion)

@@ -1,13 +1,28 @@
 """Reads: what a user may see, the queue, the ticket page and the customer 360."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 from django.http import Http404
 
 from . import policies
-from .models import ACTIVE_STATUSES, OPEN_STATUSES, Customer, Role, Status, Ticket
+from .models import (
+    ACTIVE_STATUSES,
+    ACTIVE_TASK_STATES,
+    OPEN_STATUSES,
+    PAID_COMPENSATION_STATES,
+    CollaborationTask,
+    Compensation,
+    CompensationState,
+    Customer,
+    Notification,
+    Role,
+    Status,
+    TaskState,
+    Ticket,
+)
 
 QUEUE_TABS = ("mine", "team", "open")
 
@@ -153,3 +168,131 @@ def customer_stats(customer: Customer) -> dict:
         reopened=Count("id", filter=Q(reopen_count__gt=0)),
         closed=Count("id", filter=Q(status=Status.CLOSED)),
     )
+
+
+# --- compensation ------------------------------------------------------------------
+
+
+def ticket_compensations(ticket: Ticket) -> tuple[list[Compensation], Decimal]:
+    """The ticket's compensation rows (oldest first) and the total the customer gets."""
+    rows = list(
+        ticket.compensations.select_related("requested_by", "decided_by").order_by(
+            "created_at", "id"
+        )
+    )
+    total = sum((c.amount for c in rows if c.state in PAID_COMPENSATION_STATES), Decimal("0.00"))
+    return rows, total
+
+
+def customer_compensation_total(customer: Customer) -> Decimal:
+    total = Compensation.objects.filter(
+        ticket__customer=customer, state__in=PAID_COMPENSATION_STATES
+    ).aggregate(total=Sum("amount"))["total"]
+    return total or Decimal("0.00")
+
+
+def pending_approvals(user):
+    """Requests this user may decide: a lead's team's requests routed to tier 2, and
+    every pending request for supervisors. Oldest first; never the user's own."""
+    tier = policies.tier_of(user)
+    if tier < 2:
+        return Compensation.objects.none()
+    qs = (
+        Compensation.objects.filter(state=CompensationState.REQUESTED, approver_tier__lte=tier)
+        .exclude(requested_by=user)
+        .select_related("ticket__customer", "ticket__team", "requested_by")
+        .order_by("created_at", "id")
+    )
+    if policies.role_of(user) == Role.SENIOR:
+        team_id = policies.team_id_of(user)
+        qs = qs.filter(Q(ticket__team_id=team_id) | Q(ticket__team__isnull=True))
+    return qs
+
+
+def compensations_for_user(user):
+    """Compensation rows the user may read (service staff only)."""
+    if not policies.is_service_staff(user):
+        return Compensation.objects.none()
+    return Compensation.objects.select_related("ticket", "requested_by", "decided_by").order_by(
+        "-created_at", "-id"
+    )
+
+
+# --- collaboration tasks -------------------------------------------------------------
+
+BOARD_TABS = ("unclaimed", "mine", "department", "done")
+
+
+def visible_tasks(user):
+    """Tasks the user may read: service staff all, department staff their department's."""
+    qs = CollaborationTask.objects.select_related(
+        "ticket__customer", "department", "assignee", "created_by"
+    )
+    if policies.is_service_staff(user):
+        return qs
+    if policies.is_department_staff(user) and policies.team_id_of(user):
+        return qs.filter(department_id=policies.team_id_of(user))
+    return qs.none()
+
+
+def task_for_user(user, pk) -> CollaborationTask:
+    try:
+        return visible_tasks(user).get(pk=int(pk))
+    except (CollaborationTask.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such task") from exc
+
+
+def task_board(user, *, tab: str = "unclaimed"):
+    """One tab of a department's board, most urgent first."""
+    qs = visible_tasks(user)
+    if tab == "mine":
+        qs = qs.filter(assignee=user, state=TaskState.CLAIMED).order_by("complete_due_at", "id")
+    elif tab == "department":
+        qs = qs.filter(state=TaskState.CLAIMED).order_by("complete_due_at", "id")
+    elif tab == "done":
+        qs = qs.filter(state__in=[TaskState.DONE, TaskState.RETURNED]).order_by(
+            "-updated_at", "-id"
+        )
+    else:
+        qs = qs.filter(state=TaskState.OPEN).order_by("respond_due_at", "id")
+    return qs
+
+
+def board_counts(user) -> dict[str, int]:
+    return visible_tasks(user).aggregate(
+        unclaimed=Count("id", filter=Q(state=TaskState.OPEN)),
+        mine=Count("id", filter=Q(assignee=user, state=TaskState.CLAIMED)),
+        department=Count("id", filter=Q(state=TaskState.CLAIMED)),
+        done=Count("id", filter=Q(state__in=[TaskState.DONE, TaskState.RETURNED])),
+    )
+
+
+def ticket_tasks(ticket: Ticket, user=None) -> list[CollaborationTask]:
+    """The ticket's tasks (department staff: only their department's)."""
+    qs = ticket.tasks.select_related("department", "assignee", "created_by").order_by(
+        "created_at", "id"
+    )
+    if user is not None and not policies.is_service_staff(user):
+        qs = qs.filter(department_id=policies.team_id_of(user))
+    return list(qs)
+
+
+def department_tickets(user):
+    """Tickets department staff may open: those their department has tasks on."""
+    if not policies.is_department_staff(user) or not policies.team_id_of(user):
+        return Ticket.objects.none()
+    return Ticket.objects.filter(tasks__department_id=policies.team_id_of(user)).distinct()
+
+
+def nav_badges(user) -> dict[str, int]:
+    """Counts for the header: unread notifications, approvals waiting, open tasks."""
+    if not user.is_authenticated:
+        return {}
+    badges = {
+        "notifications": Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    }
+    if policies.tier_of(user) >= 2:
+        badges["approvals"] = pending_approvals(user).count()
+    if policies.is_department_staff(user):
+        badges["tasks"] = visible_tasks(user).filter(state__in=ACTIVE_TASK_STATES).count()
+    return badges

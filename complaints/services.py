@@ -7,13 +7,15 @@ transition, save, and append a timeline event, all in one transaction.
 """
 
 import datetime as dt
+import decimal
 import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,18 +26,29 @@ from sla.services import ticket_refresh_due_at, ticket_set_deadlines
 
 from . import policies
 from .models import (
+    ACTIVE_TASK_STATES,
+    PAID_COMPENSATION_STATES,
     Attachment,
     Category,
+    CollaborationTask,
+    Compensation,
+    CompensationKind,
+    CompensationLimit,
+    CompensationState,
     Contact,
     Customer,
     Department,
     EventKind,
     Impact,
     Level,
+    Notification,
     Priority,
+    Role,
     Status,
+    TaskState,
     Ticket,
     TicketSequence,
+    Tier,
     TimelineEvent,
 )
 
@@ -88,11 +101,14 @@ def _next_ticket_number(day: dt.date) -> str:
     return f"TS{day:%Y%m%d}-{serial:06d}"
 
 
-def _record(ticket, actor, kind, message="", *, before=None, after=None) -> TimelineEvent:
+def _record(
+    ticket, actor, kind, message="", *, before=None, after=None, task=None
+) -> TimelineEvent:
     return TimelineEvent.objects.create(
         ticket=ticket,
         actor=actor if actor and actor.is_authenticated else None,
         kind=kind,
+        task=task,
         message=message,
         before=before or {},
         after=after or {},
@@ -494,6 +510,7 @@ def ticket_resolve(
         raise ValidationError(
             {"resolution_time": [_("The solution time cannot be in the future.")]}
         )
+    _refuse_with_active_tasks(ticket, _("resolve"))
     _transition(ticket, "resolve")
     ticket.resolved_at = timezone.now()
     _save(ticket)
@@ -619,6 +636,7 @@ def ticket_merge(
         )
     if target.customer_id != ticket.customer_id:
         raise ValidationError({"into": [_("Only tickets of the same customer can be merged.")]})
+    _refuse_with_active_tasks(ticket, _("merge"))
 
     moved = ticket.contacts.update(ticket=target)
     _transition(ticket, "merge")
@@ -780,3 +798,730 @@ def attachment_add(*, ticket: Ticket | str, actor, uploaded) -> Attachment:
         after={"attachment_id": attachment.pk, "size": attachment.size},
     )
     return attachment
+
+
+# --- notifications -----------------------------------------------------------------
+
+
+def _notify(recipients, *, ticket: Ticket | None, message: str, url: str = "", actor=None):
+    """Leave an in-app message for each recipient (once each, never for the actor)."""
+    seen = set()
+    rows = []
+    for user in recipients:
+        if user is None or user.pk in seen or (actor is not None and user.pk == actor.pk):
+            continue
+        seen.add(user.pk)
+        rows.append(Notification(recipient=user, ticket=ticket, message=message[:300], url=url))
+    Notification.objects.bulk_create(rows)
+
+
+def _ticket_url(ticket: Ticket) -> str:
+    return reverse("workspace:ticket", args=[ticket.number])
+
+
+def notifications_mark_read(*, user, ids=None) -> int:
+    """Mark the user's notifications read (all unread ones when `ids` is None)."""
+    qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    return qs.update(read_at=timezone.now())
+
+
+# --- compensation ------------------------------------------------------------------
+
+# Nothing a complaint desk pays on one ticket comes near this; bigger numbers are typos.
+MAX_COMPENSATION_AMOUNT = Decimal("1000000.00")
+
+
+class CapExceeded(PermissionDenied):
+    """Above the actor's own authority on this ticket: it needs an approver (403)."""
+
+    def __init__(self, message: str, *, approver_tier: int):
+        super().__init__(message)
+        self.approver_tier = approver_tier
+
+
+def yuan(amount: Decimal) -> str:
+    return f"¥{amount:,.2f}"
+
+
+def compensation_limits() -> dict[int, Decimal]:
+    """Each tier's authority on one ticket (admin-edited); tier 0 has none."""
+    limits = {row.tier: row.amount for row in CompensationLimit.objects.all()}
+    return {0: Decimal("0.00"), **limits}
+
+
+def parse_amount(value) -> Decimal:
+    """A positive CNY amount with at most two decimals, or a ValidationError on `amount`."""
+
+    def refuse(message):
+        return ValidationError({"amount": [message]})
+
+    if isinstance(value, bool) or value is None or value == "":
+        raise refuse(_("Enter an amount in yuan, e.g. 10 or 9.90."))
+    try:
+        amount = Decimal(str(value).strip().replace(",", "").removeprefix("¥"))
+    except (decimal.InvalidOperation, ValueError) as exc:
+        raise refuse(_("Enter an amount in yuan, e.g. 10 or 9.90.")) from exc
+    if not amount.is_finite():
+        raise refuse(_("Enter an amount in yuan, e.g. 10 or 9.90."))
+    if amount <= 0:
+        raise refuse(_("The amount must be more than zero."))
+    if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+        raise refuse(_("Amounts have at most two decimal places (fen)."))
+    if amount > MAX_COMPENSATION_AMOUNT:
+        raise refuse(_("That amount is not plausible for one ticket."))
+    return amount.quantize(Decimal("0.01"))
+
+
+def compensation_total(ticket: Ticket) -> Decimal:
+    """What the customer gets on this ticket: granted plus approved amounts."""
+    total = ticket.compensations.filter(state__in=PAID_COMPENSATION_STATES).aggregate(
+        total=models.Sum("amount")
+    )["total"]
+    return total or Decimal("0.00")
+
+
+def _lowest_approver_tier(total: Decimal, limits: dict[int, Decimal]) -> int | None:
+    for tier in sorted(t for t in limits if t >= 2):
+        if limits[tier] >= total:
+            return tier
+    return None
+
+
+@transaction.atomic
+def compensation_grant(
+    *,
+    ticket: Ticket | str,
+    actor,
+    kind: str,
+    amount,
+    reason: str,
+    request: bool = False,
+) -> Compensation:
+    """Grant compensation within the actor's authority, or (`request=True`) ask for approval.
+
+    The authority is a cap on the total paid on one ticket. A grant above it is refused
+    (CapExceeded, 403) naming who can approve; a request is routed to the lowest tier
+    whose limit covers the new total. The ticket row is locked, so two concurrent
+    grants cannot together pass the cap.
+    """
+    ticket = _lock(ticket)
+    reason_refused = policies.compensation_refusal(actor, ticket)
+    if reason_refused:
+        raise PermissionDenied(reason_refused)
+    errors = {}
+    if kind not in CompensationKind.values:
+        errors["kind"] = [
+            _("Choose one of: %(kinds)s.")
+            % {
+                "kinds": ", ".join(
+                    f"{value} ({label})" for value, label in CompensationKind.choices
+                )
+            }
+        ]
+    try:
+        amount = parse_amount(amount)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = [_("Say why the customer is compensated.")]
+    elif len(reason) > 1000:
+        errors["reason"] = [_("Keep the reason under 1,000 characters.")]
+    if errors:
+        raise ValidationError(errors)
+    if not ticket.is_open:
+        raise ValidationError(_("Closed or merged tickets cannot take compensation."))
+
+    limits = compensation_limits()
+    paid = compensation_total(ticket)
+    new_total = paid + amount
+    own_limit = limits.get(policies.tier_of(actor), Decimal("0.00"))
+    approver_tier = _lowest_approver_tier(new_total, limits)
+    within = new_total <= own_limit
+    if not within and approver_tier is None:
+        raise ValidationError(
+            {
+                "amount": [
+                    _(
+                        "The total on this ticket would be %(total)s, above the highest "
+                        "approval limit %(ceiling)s."
+                    )
+                    % {"total": yuan(new_total), "ceiling": yuan(max(limits.values()))}
+                ]
+            }
+        )
+    if request and within:
+        raise ValidationError(
+            _("%(amount)s is within your authority on this ticket; grant it directly.")
+            % {"amount": yuan(amount)}
+        )
+    if not request and not within:
+        raise CapExceeded(
+            _(
+                "%(amount)s would bring this ticket to %(total)s, above your authority of "
+                "%(limit)s per ticket (already given: %(paid)s). It needs approval from "
+                "%(tier)s: request it."
+            )
+            % {
+                "amount": yuan(amount),
+                "total": yuan(new_total),
+                "limit": yuan(own_limit),
+                "paid": yuan(paid),
+                "tier": Tier(approver_tier).label,
+            },
+            approver_tier=approver_tier,
+        )
+    compensation = Compensation.objects.create(
+        ticket=ticket,
+        kind=kind,
+        amount=amount,
+        reason=reason,
+        state=CompensationState.REQUESTED if request else CompensationState.GRANTED,
+        requested_by=actor,
+        approver_tier=approver_tier if request else None,
+    )
+    snapshot = {
+        "compensation": compensation.pk,
+        "kind": kind,
+        "amount": str(amount),
+        "state": compensation.state,
+    }
+    if request:
+        snapshot["approver_tier"] = approver_tier
+        event = EventKind.COMPENSATION_REQUESTED
+    else:
+        snapshot["ticket_total"] = str(new_total)
+        event = EventKind.COMPENSATION_GRANTED
+    _record(ticket, actor, event, reason, after=snapshot)
+    return compensation
+
+
+def _lock_compensation(compensation: Compensation | int) -> Compensation:
+    pk = compensation.pk if isinstance(compensation, Compensation) else compensation
+    try:
+        return (
+            Compensation.objects.select_for_update(of=("self",))
+            .select_related("ticket", "requested_by")
+            .get(pk=pk)
+        )
+    except (Compensation.DoesNotExist, ValueError, TypeError) as exc:
+        raise ValidationError(_("No such compensation.")) from exc
+
+
+def _decide(compensation, actor, state: str, note: str) -> Compensation:
+    # Lock the ticket first (the same order as grants), then the request.
+    pk = compensation.pk if isinstance(compensation, Compensation) else compensation
+    ticket_id = Compensation.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+    if ticket_id is None:
+        raise ValidationError(_("No such compensation."))
+    ticket = _lock(Ticket(pk=ticket_id))
+    compensation = _lock_compensation(pk)
+    compensation.ticket = ticket
+    refused = policies.decision_refusal(actor, compensation)
+    if refused:
+        raise PermissionDenied(refused)
+    if compensation.state != CompensationState.REQUESTED:
+        raise Conflict(
+            _("This request was already decided: %(state)s.")
+            % {"state": compensation.get_state_display()}
+        )
+    note = (note or "").strip()
+    if state == CompensationState.REJECTED and not note:
+        raise ValidationError({"reason": [_("Say why the request is rejected.")]})
+    if len(note) > 1000:
+        raise ValidationError({"reason": [_("Keep the reason under 1,000 characters.")]})
+    if state == CompensationState.APPROVED:
+        if not ticket.is_open:
+            raise Conflict(_("The ticket is closed; this request can only be rejected."))
+        limits = compensation_limits()
+        new_total = compensation_total(ticket) + compensation.amount
+        own_limit = limits.get(policies.tier_of(actor), Decimal("0.00"))
+        if new_total > own_limit:
+            raise CapExceeded(
+                _(
+                    "Approving would bring this ticket to %(total)s, above your limit of "
+                    "%(limit)s; a higher tier must approve it."
+                )
+                % {"total": yuan(new_total), "limit": yuan(own_limit)},
+                approver_tier=_lowest_approver_tier(new_total, limits) or 3,
+            )
+    compensation.state = state
+    compensation.decided_by = actor
+    compensation.decided_at = timezone.now()
+    compensation.decision_note = note
+    compensation.save(update_fields=["state", "decided_by", "decided_at", "decision_note"])
+    approved = state == CompensationState.APPROVED
+    after = {
+        "compensation": compensation.pk,
+        "kind": compensation.kind,
+        "amount": str(compensation.amount),
+        "state": state,
+    }
+    if approved:
+        after["ticket_total"] = str(compensation_total(ticket))
+    _record(
+        ticket,
+        actor,
+        EventKind.COMPENSATION_APPROVED if approved else EventKind.COMPENSATION_REJECTED,
+        note,
+        before={"state": CompensationState.REQUESTED},
+        after=after,
+    )
+    message = (
+        _("%(who)s approved your request of %(amount)s on %(number)s.")
+        if approved
+        else _("%(who)s rejected your request of %(amount)s on %(number)s: %(note)s")
+    ) % {
+        "who": actor.get_full_name() or actor.get_username(),
+        "amount": yuan(compensation.amount),
+        "number": ticket.number,
+        "note": note,
+    }
+    _notify(
+        [compensation.requested_by],
+        ticket=ticket,
+        message=message,
+        url=_ticket_url(ticket),
+        actor=actor,
+    )
+    return compensation
+
+
+@transaction.atomic
+def compensation_approve(*, compensation: Compensation | int, actor, note: str = ""):
+    return _decide(compensation, actor, CompensationState.APPROVED, note)
+
+
+@transaction.atomic
+def compensation_reject(*, compensation: Compensation | int, actor, reason: str):
+    return _decide(compensation, actor, CompensationState.REJECTED, reason)
+
+
+@transaction.atomic
+def compensation_cancel(*, compensation: Compensation | int, actor) -> Compensation:
+    """The requester (or a lead who could decide it) withdraws a pending request."""
+    compensation = _lock_compensation(compensation)
+    ticket = compensation.ticket
+    if compensation.requested_by_id != actor.pk and policies.tier_of(actor) < 2:
+        raise PermissionDenied(_("Only the requester or an approver can withdraw a request."))
+    if compensation.requested_by_id != actor.pk:
+        refused = policies.decision_refusal(actor, compensation)
+        if refused:
+            raise PermissionDenied(refused)
+    if compensation.state != CompensationState.REQUESTED:
+        raise Conflict(
+            _("This request was already decided: %(state)s.")
+            % {"state": compensation.get_state_display()}
+        )
+    compensation.state = CompensationState.CANCELLED
+    compensation.decided_by = actor
+    compensation.decided_at = timezone.now()
+    compensation.save(update_fields=["state", "decided_by", "decided_at"])
+    _record(
+        ticket,
+        actor,
+        EventKind.COMPENSATION_CANCELLED,
+        yuan(compensation.amount),
+        before={"state": CompensationState.REQUESTED},
+        after={"compensation": compensation.pk, "state": compensation.state},
+    )
+    return compensation
+
+
+# --- collaboration tasks -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One department's part in a (multi-department) request for help."""
+
+    department: Department | str
+    responsibility: str
+    instruction: str = ""
+    respond_due_at: dt.datetime | None = None
+    complete_due_at: dt.datetime | None = None
+
+
+def _refuse_with_active_tasks(ticket: Ticket, action: str) -> None:
+    names = list(
+        ticket.tasks.filter(state__in=ACTIVE_TASK_STATES)
+        .values_list("department__name", flat=True)
+        .order_by("department__name")
+        .distinct()
+    )
+    if names:
+        raise Conflict(
+            _(
+                "Cannot %(action)s: collaboration tasks are still open (%(departments)s). "
+                "Wait for them to finish or cancel them."
+            )
+            % {"action": action, "departments": "、".join(names)}
+        )
+
+
+def _resolve_department(value) -> Department | None:
+    if isinstance(value, Department):
+        return value
+    return Department.objects.filter(code=str(value or "").strip()).first()
+
+
+@transaction.atomic
+def task_open(
+    *, ticket: Ticket | str, actor, specs: list[TaskSpec], instruction: str = ""
+) -> list[CollaborationTask]:
+    """Open one task per department (多部门会诊), each owned, timed and on the timeline.
+
+    `instruction` is shared by the specs that have none of their own. Deadlines default
+    to the department's response and completion times.
+    """
+    ticket = _lock(ticket)
+    refused = policies.task_open_refusal(actor, ticket)
+    if refused:
+        raise PermissionDenied(refused)
+    if not ticket.is_open:
+        raise ValidationError(_("Closed or merged tickets cannot take collaboration tasks."))
+    if not specs:
+        raise ValidationError({"tasks": [_("Choose at least one department.")]})
+    if len(specs) > 10:
+        raise ValidationError({"tasks": [_("At most 10 departments at once.")]})
+    now = timezone.now()
+    shared = (instruction or "").strip()
+    errors: dict[str, list[str]] = {}
+    prepared = []
+    seen = set()
+    for index, spec in enumerate(specs):
+        department = _resolve_department(spec.department)
+        problems = []
+        if department is None or department.kind != Department.Kind.COLLABORATING:
+            problems.append(_("Unknown collaborating department."))
+        elif department.pk in seen:
+            problems.append(_("%(department)s is listed twice.") % {"department": department.name})
+        responsibility = (spec.responsibility or "").strip()
+        task_instruction = (spec.instruction or "").strip() or shared
+        if not responsibility:
+            problems.append(_("Say what this department is responsible for."))
+        elif len(responsibility) > 200:
+            problems.append(_("Keep the responsibility under 200 characters."))
+        if not task_instruction:
+            problems.append(_("Write an instruction for the department."))
+        elif len(task_instruction) > 5000:
+            problems.append(_("Keep the instruction under 5,000 characters."))
+        respond, complete = spec.respond_due_at, spec.complete_due_at
+        if department is not None and not problems:
+            seen.add(department.pk)
+            respond = respond or now + dt.timedelta(hours=department.task_response_hours)
+            complete = complete or max(
+                respond, now + dt.timedelta(hours=department.task_completion_hours)
+            )
+            if respond <= now or complete <= now:
+                problems.append(_("Deadlines must be in the future."))
+            elif complete < respond:
+                problems.append(_("The completion deadline cannot be before the response one."))
+        if problems:
+            errors[f"tasks[{index}]"] = problems
+        else:
+            prepared.append((department, responsibility, task_instruction, respond, complete))
+    if errors:
+        raise ValidationError(errors)
+
+    tasks = []
+    for department, responsibility, task_instruction, respond, complete in prepared:
+        task = CollaborationTask.objects.create(
+            ticket=ticket,
+            department=department,
+            responsibility=responsibility,
+            instruction=task_instruction,
+            created_by=actor,
+            respond_due_at=respond,
+            complete_due_at=complete,
+            created_at=now,
+        )
+        _record(
+            ticket,
+            actor,
+            EventKind.TASK_OPENED,
+            task_instruction,
+            after={
+                "task": task.pk,
+                "department": department.name,
+                "responsibility": responsibility,
+                "respond_due_at": _iso(respond),
+                "complete_due_at": _iso(complete),
+            },
+            task=task,
+        )
+        tasks.append(task)
+    return tasks
+
+
+def _lock_task(task: CollaborationTask | int) -> CollaborationTask:
+    pk = task.pk if isinstance(task, CollaborationTask) else task
+    try:
+        return (
+            CollaborationTask.objects.select_for_update(of=("self",))
+            .select_related("ticket", "department", "assignee", "created_by")
+            .get(pk=pk)
+        )
+    except (CollaborationTask.DoesNotExist, ValueError, TypeError) as exc:
+        raise ValidationError(_("No such task.")) from exc
+
+
+def _require_task(actor, task: CollaborationTask, action: str) -> None:
+    refused = policies.task_refusal(actor, task, action)
+    if refused:
+        raise PermissionDenied(refused)
+
+
+def _task_state_conflict(task: CollaborationTask, *allowed: str) -> None:
+    if task.state in allowed:
+        return
+    if task.state == TaskState.CLAIMED and task.assignee_id:
+        raise Conflict(
+            _("%(name)s already claimed this task.")
+            % {"name": task.assignee.get_full_name() or task.assignee.get_username()}
+        )
+    raise Conflict(_("The task is %(state)s.") % {"state": task.get_state_display()})
+
+
+def _task_text(value: str, field: str, required_message: str, limit: int = 5000) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError({field: [required_message]})
+    if len(value) > limit:
+        raise ValidationError(
+            {field: [_("Keep it under %(limit)s characters.") % {"limit": f"{limit:,}"}]}
+        )
+    return value
+
+
+def _task_snapshot(task: CollaborationTask, **extra) -> dict:
+    return {"task": task.pk, "department": task.department.name, "state": task.state, **extra}
+
+
+def _notify_task_owners(task: CollaborationTask, actor, message: str) -> None:
+    """Tell the agent who opened the task and the ticket's assignee."""
+    recipients = [task.created_by]
+    if task.ticket.assignee_id:
+        recipients.append(task.ticket.assignee)
+    _notify(
+        recipients,
+        ticket=task.ticket,
+        message=message,
+        url=_ticket_url(task.ticket),
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def task_claim(*, task: CollaborationTask | int, actor) -> CollaborationTask:
+    """Take an unclaimed task; exactly one of several concurrent claimers wins (409 else)."""
+    task = _lock_task(task)
+    _require_task(actor, task, "claim")
+    _task_state_conflict(task, TaskState.OPEN)
+    task.state = TaskState.CLAIMED
+    task.assignee = actor
+    task.claimed_at = timezone.now()
+    task.save(update_fields=["state", "assignee", "claimed_at", "updated_at"])
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_CLAIMED,
+        task.responsibility,
+        before={"state": TaskState.OPEN},
+        after=_task_snapshot(task),
+        task=task,
+    )
+    return task
+
+
+@transaction.atomic
+def task_note(*, task: CollaborationTask | int, actor, body: str) -> TimelineEvent:
+    task = _lock_task(task)
+    _require_task(actor, task, "note")
+    _task_state_conflict(task, *ACTIVE_TASK_STATES)
+    body = _task_text(body, "body", _("Write the progress first."))
+    return _record(
+        task.ticket, actor, EventKind.TASK_NOTE, body, after=_task_snapshot(task), task=task
+    )
+
+
+@transaction.atomic
+def task_complete(*, task: CollaborationTask | int, actor, result: str) -> CollaborationTask:
+    """Finish the task with its result (an unclaimed task is claimed by the finisher)."""
+    task = _lock_task(task)
+    _require_task(actor, task, "complete")
+    _task_state_conflict(task, *ACTIVE_TASK_STATES)
+    result = _task_text(result, "result", _("Describe the result for the agent."))
+    before = task.state
+    now = timezone.now()
+    if task.state == TaskState.OPEN:
+        task.assignee, task.claimed_at = actor, now
+    task.state = TaskState.DONE
+    task.result = result
+    task.completed_at = now
+    task.save()
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_COMPLETED,
+        result,
+        before={"state": before},
+        after=_task_snapshot(task),
+        task=task,
+    )
+    _notify_task_owners(
+        task,
+        actor,
+        _("%(department)s completed a task on %(number)s: %(result)s")
+        % {"department": task.department.name, "number": task.ticket.number, "result": result},
+    )
+    return task
+
+
+@transaction.atomic
+def task_return(*, task: CollaborationTask | int, actor, reason: str) -> CollaborationTask:
+    """Hand the task back to the agent with a reason (not ours, information missing…)."""
+    task = _lock_task(task)
+    _require_task(actor, task, "return")
+    _task_state_conflict(task, *ACTIVE_TASK_STATES)
+    reason = _task_text(reason, "reason", _("Say why the task is returned."), limit=1000)
+    before = task.state
+    task.state = TaskState.RETURNED
+    task.return_reason = reason
+    task.save(update_fields=["state", "return_reason", "updated_at"])
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_RETURNED,
+        reason,
+        before={"state": before},
+        after=_task_snapshot(task),
+        task=task,
+    )
+    _notify_task_owners(
+        task,
+        actor,
+        _("%(department)s returned a task on %(number)s: %(reason)s")
+        % {"department": task.department.name, "number": task.ticket.number, "reason": reason},
+    )
+    return task
+
+
+@transaction.atomic
+def task_reassign(*, task: CollaborationTask | int, actor, assignee) -> CollaborationTask:
+    """A department head gives the task to a member of the department."""
+    task = _lock_task(task)
+    _require_task(actor, task, "reassign")
+    _task_state_conflict(task, *ACTIVE_TASK_STATES)
+    profile = getattr(assignee, "profile", None) if assignee is not None else None
+    if (
+        assignee is None
+        or not assignee.is_active
+        or profile is None
+        or profile.role != Role.DEPARTMENT
+        or profile.department_id != task.department_id
+    ):
+        raise ValidationError(
+            {"assignee": [_("Choose an active member of %(d)s.") % {"d": task.department.name}]}
+        )
+    if task.assignee_id == assignee.pk:
+        raise ValidationError({"assignee": [_("The task is already theirs.")]})
+    before = {
+        "state": task.state,
+        "assignee": task.assignee.get_username() if task.assignee else None,
+    }
+    task.state = TaskState.CLAIMED
+    task.assignee = assignee
+    task.claimed_at = task.claimed_at or timezone.now()
+    task.save(update_fields=["state", "assignee", "claimed_at", "updated_at"])
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_REASSIGNED,
+        assignee.get_full_name() or assignee.get_username(),
+        before=before,
+        after=_task_snapshot(task, assignee=assignee.get_username()),
+        task=task,
+    )
+    _notify(
+        [assignee],
+        ticket=task.ticket,
+        message=_("%(who)s gave you a task on %(number)s: %(responsibility)s")
+        % {
+            "who": actor.get_full_name() or actor.get_username(),
+            "number": task.ticket.number,
+            "responsibility": task.responsibility,
+        },
+        url=reverse("workspace:task", args=[task.pk]),
+        actor=actor,
+    )
+    return task
+
+
+@transaction.atomic
+def task_cancel(*, task: CollaborationTask | int, actor, reason: str) -> CollaborationTask:
+    task = _lock_task(task)
+    _require_task(actor, task, "cancel")
+    _task_state_conflict(task, TaskState.OPEN, TaskState.CLAIMED, TaskState.RETURNED)
+    reason = _task_text(reason, "reason", _("Say why the task is cancelled."), limit=1000)
+    before = task.state
+    task.state = TaskState.CANCELLED
+    task.save(update_fields=["state", "updated_at"])
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_CANCELLED,
+        reason,
+        before={"state": before},
+        after=_task_snapshot(task),
+        task=task,
+    )
+    if task.assignee_id:
+        _notify(
+            [task.assignee],
+            ticket=task.ticket,
+            message=_("The task on %(number)s was cancelled: %(reason)s")
+            % {"number": task.ticket.number, "reason": reason},
+            url=reverse("workspace:task", args=[task.pk]),
+            actor=actor,
+        )
+    return task
+
+
+@transaction.atomic
+def task_resend(
+    *, task: CollaborationTask | int, actor, instruction: str = ""
+) -> CollaborationTask:
+    """Send a returned task to the department again, with fresh deadlines."""
+    task = _lock_task(task)
+    _require_task(actor, task, "resend")
+    _task_state_conflict(task, TaskState.RETURNED)
+    if not task.ticket.is_open:
+        raise ValidationError(_("Closed or merged tickets cannot take collaboration tasks."))
+    instruction = (instruction or "").strip() or task.instruction
+    if len(instruction) > 5000:
+        raise ValidationError({"instruction": [_("Keep the instruction under 5,000 characters.")]})
+    now = timezone.now()
+    task.state = TaskState.OPEN
+    task.assignee = None
+    task.claimed_at = None
+    task.instruction = instruction
+    task.respond_due_at = now + dt.timedelta(hours=task.department.task_response_hours)
+    task.complete_due_at = now + dt.timedelta(hours=task.department.task_completion_hours)
+    task.save()
+    _record(
+        task.ticket,
+        actor,
+        EventKind.TASK_REOPENED,
+        instruction,
+        before={"state": TaskState.RETURNED},
+        after=_task_snapshot(
+            task,
+            respond_due_at=_iso(task.respond_due_at),
+            complete_due_at=_iso(task.complete_due_at),
+        ),
+        task=task,
+    )
+    return task

@@ -170,3 +170,11 @@ def lookup(request):
     return render(
         request, "complaints/lookup.html", {"query": query, "results": results, "statuses": Status}
     )
+
+
+def approvals(request):
+    raise Http404
+
+
+compensation_decide = ticket_compensation = ticket_tasks = task_board = approvals
+task_detail = task_action = notifications = approvals

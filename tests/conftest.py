@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 
 from complaints import services
 from complaints.models import Department, Impact, Level, Role
-from complaints.seeds import ensure_reference_data
+from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
 from tests.factories import (
     ChannelFactory,
     CustomerFactory,
@@ -53,6 +53,7 @@ def _fast_password_hashing(settings):
 def reference_data(db):
     # Transactional tests flush the tables the data migration filled; put them back.
     ensure_reference_data()
+    ensure_collaboration_defaults()
 
 
 @pytest.fixture

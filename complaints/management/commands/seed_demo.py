@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from channels.models import Channel
 from complaints.models import Category, Contact, Department, Role, StaffProfile, Status, Ticket
-from complaints.seeds import ensure_reference_data
+from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
 
 from ..demo_builder import DEMO_CONTACT_PREFIX, DemoBuilder, reserve_ticket_numbers
 from ..demo_data import (
@@ -69,6 +69,7 @@ class Command(BaseCommand):
         password = settings.CLOSELOOP_DEMO_PASSWORD
         with transaction.atomic():
             ensure_reference_data()
+            ensure_collaboration_defaults()
             teams = self._teams()
             users, kept = self._users(teams, password, reset_passwords)
             channels = self._channels()
