@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import selectors, services
-from .models import Category, Impact, Level, Priority, Status
+from .models import Category, CompensationKind, Impact, Level, Priority, Role, Status
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -318,3 +318,97 @@ class QueueFilterForm(forms.Form):
             choices=[("", _("All channels")), *[(c.code, c.name) for c in channels]]
         )
         self.fields["category"].label_from_instance = lambda c: c.full_name
+
+
+# --- compensation and collaboration tasks -----------------------------------------------
+
+
+class CompensationForm(forms.Form):
+    """Grant (or request approval for) compensation; amounts are checked by the service."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=CompensationKind.choices)
+    amount = forms.CharField(
+        label=_("Amount (¥)"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "10.00"}),
+    )
+    reason = forms.CharField(
+        label=_("Reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    mode = forms.ChoiceField(
+        choices=[("grant", "grant"), ("request", "request")], required=False, initial="grant"
+    )
+
+
+class DecisionForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        required=False,
+        max_length=1000,
+        widget=forms.TextInput(attrs={"placeholder": _("Reason (required to reject)")}),
+    )
+
+
+class TaskOpenForm(forms.Form):
+    """Open tasks for one or more departments (多部门会诊), one responsibility line each."""
+
+    instruction = forms.CharField(
+        label=_("Instruction"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("What the departments must do, and what the customer was promised."),
+    )
+
+    def __init__(self, *args, departments=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.departments = list(departments)
+        for department in self.departments:
+            self.fields[f"dept_{department.code}"] = forms.BooleanField(
+                label=department.name, required=False
+            )
+            self.fields[f"resp_{department.code}"] = forms.CharField(
+                label=_("Responsibility"),
+                required=False,
+                max_length=200,
+                widget=forms.TextInput(attrs={"placeholder": _("e.g. check the delivery record")}),
+            )
+
+    def rows(self):
+        """(department, checkbox, responsibility) per department, for the template."""
+        return [(d, self[f"dept_{d.code}"], self[f"resp_{d.code}"]) for d in self.departments]
+
+    def specs(self) -> list:
+        chosen = []
+        for department in self.departments:
+            if self.cleaned_data.get(f"dept_{department.code}"):
+                chosen.append(
+                    services.TaskSpec(
+                        department=department,
+                        responsibility=self.cleaned_data.get(f"resp_{department.code}", ""),
+                    )
+                )
+        return chosen
+
+
+class TaskTextForm(forms.Form):
+    """The one text a task action takes (note, result, return or cancel reason…)."""
+
+    text = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class TaskReassignForm(forms.Form):
+    assignee = forms.ModelChoiceField(label=_("Give to"), queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, department_id=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = (
+            get_user_model()
+            .objects.filter(
+                is_active=True,
+                profile__role=Role.DEPARTMENT,
+                profile__department_id=department_id,
+            )
+            .order_by("username")
+        )

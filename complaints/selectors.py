@@ -17,6 +17,7 @@ from .models import (
     Compensation,
     CompensationState,
     Customer,
+    Department,
     Notification,
     Role,
     Status,
@@ -117,9 +118,14 @@ class Customer360:
     open_count: int
     promises: list
     identities: list
+    compensation_total: Decimal = Decimal("0.00")
 
 
-def customer_360(customer: Customer, *, limit: int = 50) -> Customer360:
+def customer_360(
+    customer: Customer,
+    *,
+    limit: int = 50,
+) -> Customer360:
     """Everything about a customer in one view: tickets on every channel and what was promised."""
     tickets = list(
         customer.tickets.select_related("channel", "category__parent", "assignee").order_by(
@@ -133,6 +139,7 @@ def customer_360(customer: Customer, *, limit: int = 50) -> Customer360:
         open_count=sum(1 for t in tickets if t.status in OPEN_STATUSES),
         promises=promises,
         identities=list(customer.identities.all()),
+        compensation_total=customer_compensation_total(customer),
     )
 
 
@@ -289,10 +296,28 @@ def nav_badges(user) -> dict[str, int]:
     if not user.is_authenticated:
         return {}
     badges = {
-        "notifications": Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+        "notifications": Notification.objects.filter(recipient=user, read_at__isnull=True).count(),
+        "approvals": None,
+        "tasks": None,
     }
     if policies.tier_of(user) >= 2:
         badges["approvals"] = pending_approvals(user).count()
     if policies.is_department_staff(user):
         badges["tasks"] = visible_tasks(user).filter(state__in=ACTIVE_TASK_STATES).count()
     return badges
+
+
+def ticket_totals(ticket_ids) -> dict[int, Decimal]:
+    """Granted + approved amount per ticket, for a list of tickets in one query."""
+    rows = (
+        Compensation.objects.filter(
+            ticket_id__in=set(ticket_ids), state__in=PAID_COMPENSATION_STATES
+        )
+        .values("ticket_id")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["ticket_id"]: row["total"] for row in rows}
+
+
+def collaborating_departments():
+    return Department.objects.filter(kind=Department.Kind.COLLABORATING).order_by("code")

@@ -16,11 +16,18 @@ urlpatterns = [
 
 urlpatterns += [
     path("approvals/", views.approvals, name="approvals"),
-    path("compensations/<int:pk>/<str:decision>/", views.compensation_decide, name="compensation-decide"),
-    path("tickets/<str:number>/compensations/", views.ticket_compensation, name="ticket-compensation"),
+    path(
+        "compensations/<int:pk>/<str:decision>/",
+        views.compensation_decide,
+        name="compensation-decide",
+    ),
+    path(
+        "tickets/<str:number>/compensations/", views.ticket_compensation, name="ticket-compensation"
+    ),
     path("tickets/<str:number>/tasks/", views.ticket_tasks, name="ticket-tasks"),
     path("tasks/", views.task_board, name="tasks"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
     path("tasks/<int:pk>/<str:action>/", views.task_action, name="task-action"),
     path("notifications/", views.notifications, name="notifications"),
+    path("nav/badges/", views.nav_badges, name="nav-badges"),
 ]

@@ -6,13 +6,24 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from channels.models import Channel
 
 from . import policies, selectors, services
-from .forms import TRANSITION_FORMS, AttachmentForm, QueueFilterForm, ReplyForm
+from .forms import (
+    TRANSITION_FORMS,
+    AttachmentForm,
+    CompensationForm,
+    DecisionForm,
+    QueueFilterForm,
+    ReplyForm,
+    TaskOpenForm,
+    TaskReassignForm,
+    TaskTextForm,
+)
 from .models import Customer, Status
 
 QUEUE_PAGE_SIZE = 25
@@ -26,6 +37,8 @@ def _require_service_staff(user) -> None:
 
 @login_required
 def queue(request):
+    if policies.is_department_staff(request.user):
+        return redirect("workspace:tasks")  # their home is the task board
     _require_service_staff(request.user)
     tab = request.GET.get("tab", "mine")
     if tab not in selectors.QUEUE_TABS:
@@ -48,7 +61,7 @@ def queue(request):
     return render(request, template, context)
 
 
-def _ticket_context(request, ticket, *, forms=None, error=None):
+def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
     actions = selectors.available_actions(request.user, ticket)
     bound = forms or {}
     action_forms = [
@@ -73,19 +86,24 @@ def _ticket_context(request, ticket, *, forms=None, error=None):
         "reply_form": bound.get("reply") or ReplyForm(),
         "attachment_form": bound.get("attachment") or AttachmentForm(),
         "status_url": services.status_url(ticket),
+        **_collaboration_context(request, ticket, bound, cap),
     }
 
 
 @login_required
 def ticket_detail(request, number):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket, can_write = selectors.ticket_for_user(request.user, number)
+    if not can_write:
+        # Department staff see a ticket only through their department's task on it.
+        task = selectors.ticket_tasks(ticket, request.user)[-1]
+        return redirect("workspace:task", pk=task.pk)
     return render(request, "complaints/ticket.html", _ticket_context(request, ticket))
 
 
-def _run_and_respond(request, ticket, form_key, form, run):
+def _run_and_respond(request, ticket, form_key, form, run, *, success=None):
     """Run a service for a bound form; redirect on success, re-render with the refusal otherwise."""
     status = 400
-    error = None
+    error = cap = None
     if form.is_valid():
         try:
             run()
@@ -95,15 +113,17 @@ def _run_and_respond(request, ticket, form_key, form, run):
                     form.add_error(field if field in form.fields else None, errors)
             else:
                 form.add_error(None, exc.messages)
+        except services.CapExceeded as exc:
+            status, cap = 403, exc
         except PermissionDenied as exc:
             status, error = 403, str(exc)
         except services.Conflict as exc:
             status, error = 409, str(exc)
         else:
-            messages.success(request, _("Saved."))
+            messages.success(request, (success() if callable(success) else success) or _("Saved."))
             return redirect("workspace:ticket", number=ticket.number)
     ticket.refresh_from_db()
-    context = _ticket_context(request, ticket, forms={form_key: form}, error=error)
+    context = _ticket_context(request, ticket, forms={form_key: form}, error=error, cap=cap)
     return render(request, "complaints/ticket.html", context, status=status)
 
 
@@ -172,9 +192,279 @@ def lookup(request):
     )
 
 
+# --- compensation ------------------------------------------------------------------
+
+
+def _collaboration_context(request, ticket, bound, cap) -> dict:
+    """Compensation and collaboration-task panels of the ticket page."""
+    user = request.user
+    compensations, total = selectors.ticket_compensations(ticket)
+    can_compensate = ticket.is_open and policies.compensation_refusal(user, ticket) is None
+    can_open_tasks = ticket.is_open and policies.task_open_refusal(user, ticket) is None
+    context = {
+        "compensations": compensations,
+        "compensation_total": total,
+        "can_compensate": can_compensate,
+        "cap_exceeded": cap,
+        "tasks": selectors.ticket_tasks(ticket),
+        "can_open_tasks": can_open_tasks,
+        "decision_form": DecisionForm(),
+        "task_text_form": TaskTextForm(),
+    }
+    if can_compensate:
+        limits = services.compensation_limits()
+        own = limits.get(policies.tier_of(user))
+        context["compensation_form"] = bound.get("compensation") or CompensationForm(
+            initial={"kind": "coupon"}
+        )
+        context["own_limit"] = own
+        context["own_remaining"] = max(own - total, 0) if own is not None else None
+    if can_open_tasks:
+        context["task_form"] = bound.get("tasks") or TaskOpenForm(
+            departments=selectors.collaborating_departments()
+        )
+    return context
+
+
+@login_required
+@require_POST
+def ticket_compensation(request, number):
+    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    form = CompensationForm(request.POST)
+    result = {}
+
+    def run():
+        result["compensation"] = services.compensation_grant(
+            ticket=ticket.number,
+            actor=request.user,
+            kind=form.cleaned_data["kind"],
+            amount=form.cleaned_data["amount"],
+            reason=form.cleaned_data["reason"],
+            request=form.cleaned_data.get("mode") == "request",
+        )
+
+    def success():
+        compensation = result["compensation"]
+        message = (
+            _("Request for %(amount)s sent for approval.")
+            if compensation.state == "requested"
+            else _("%(amount)s granted.")
+        )
+        return message % {"amount": services.yuan(compensation.amount)}
+
+    return _run_and_respond(request, ticket, "compensation", form, run, success=success)
+
+
+@login_required
 def approvals(request):
-    raise Http404
+    if policies.tier_of(request.user) < 2:
+        raise PermissionDenied(_("Approvals are for team leads and supervisors."))
+    pending = list(selectors.pending_approvals(request.user)[:200])
+    totals = selectors.ticket_totals([c.ticket_id for c in pending])
+    rows = [(c, totals.get(c.ticket_id, 0)) for c in pending]
+    return render(
+        request, "complaints/approvals.html", {"rows": rows, "decision_form": DecisionForm()}
+    )
 
 
-compensation_decide = ticket_compensation = ticket_tasks = task_board = approvals
-task_detail = task_action = notifications = approvals
+@login_required
+@require_POST
+def compensation_decide(request, pk, decision):
+    """Approve, reject or withdraw a request; back to where the user came from."""
+    if decision not in ("approve", "reject", "cancel"):
+        raise Http404("No such decision")
+    compensation = get_object_or_404(
+        selectors.compensations_for_user(request.user).select_related(None), pk=pk
+    )
+    form = DecisionForm(request.POST)
+    form.is_valid()
+    reason = form.cleaned_data.get("reason", "")
+    try:
+        if decision == "approve":
+            services.compensation_approve(compensation=pk, actor=request.user, note=reason)
+            messages.success(request, _("Approved."))
+        elif decision == "reject":
+            services.compensation_reject(compensation=pk, actor=request.user, reason=reason)
+            messages.success(request, _("Rejected."))
+        else:
+            services.compensation_cancel(compensation=pk, actor=request.user)
+            messages.success(request, _("Request withdrawn."))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except (PermissionDenied, services.Conflict) as exc:
+        messages.error(request, str(exc))
+    if request.POST.get("next") == "approvals":
+        return redirect("workspace:approvals")
+    return redirect("workspace:ticket", number=compensation.ticket.number)
+
+
+# --- collaboration tasks -------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def ticket_tasks(request, number):
+    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    form = TaskOpenForm(request.POST, departments=selectors.collaborating_departments())
+
+    def run():
+        services.task_open(
+            ticket=ticket.number,
+            actor=request.user,
+            specs=form.specs(),
+            instruction=form.cleaned_data["instruction"],
+        )
+
+    return _run_and_respond(
+        request, ticket, "tasks", form, run, success=_("Collaboration tasks opened.")
+    )
+
+
+@login_required
+def task_board(request):
+    user = request.user
+    if not (policies.is_department_staff(user) or policies.is_service_staff(user)):
+        raise PermissionDenied(_("The task board is for staff."))
+    tab = request.GET.get("tab", "unclaimed")
+    if tab not in selectors.BOARD_TABS:
+        tab = "unclaimed"
+    page = Paginator(selectors.task_board(user, tab=tab), 50).get_page(request.GET.get("page"))
+    context = {"tab": tab, "page": page, "counts": selectors.board_counts(user)}
+    return render(request, "complaints/task_board.html", context)
+
+
+def _task_context(request, task, *, error=None, bound=None):
+    user = request.user
+    department_side = policies.is_department_staff(user)
+    allowed = {
+        action
+        for action in (*policies.DEPARTMENT_TASK_ACTIONS, *policies.AGENT_TASK_ACTIONS)
+        if policies.task_refusal(user, task, action) is None
+        and action in TASK_ACTION_STATES
+        and task.state in TASK_ACTION_STATES[action]
+    }
+    if "resend" in allowed and not task.ticket.is_open:
+        allowed.discard("resend")
+    context = {
+        "task": task,
+        "ticket": task.ticket,
+        "department_side": department_side,
+        "allowed": allowed,
+        "events": task.events.select_related("actor").order_by("-created_at", "-id"),
+        "error": error,
+        "text_form": (bound or {}).get("text") or TaskTextForm(),
+        "overdue": task.is_overdue(),
+        "task_text_actions": [
+            ("complete", _("Complete"), _("The result, for the agent and the customer")),
+            ("note", _("Add progress"), _("What has been done so far")),
+            ("return", _("Return to the agent"), _("Why this task cannot be done here")),
+            ("cancel", _("Cancel the task"), _("Why the department is no longer needed")),
+            ("resend", _("Send again"), _("Updated instruction (optional)")),
+        ],
+    }
+    if "reassign" in allowed:
+        context["reassign_form"] = (bound or {}).get("reassign") or TaskReassignForm(
+            department_id=task.department_id
+        )
+    if department_side:
+        context["siblings"] = [
+            t for t in selectors.ticket_tasks(task.ticket, user) if t.pk != task.pk
+        ]
+    return context
+
+
+# Which task states each action starts from (the services enforce the same).
+TASK_ACTION_STATES = {
+    "claim": ("open",),
+    "note": ("open", "claimed"),
+    "complete": ("open", "claimed"),
+    "return": ("open", "claimed"),
+    "reassign": ("open", "claimed"),
+    "cancel": ("open", "claimed", "returned"),
+    "resend": ("returned",),
+}
+
+
+@login_required
+def task_detail(request, pk):
+    task = selectors.task_for_user(request.user, pk)
+    return render(request, "complaints/task_detail.html", _task_context(request, task))
+
+
+@login_required
+@require_POST
+def task_action(request, pk, action):
+    task = selectors.task_for_user(request.user, pk)
+    if action not in TASK_ACTION_STATES:
+        raise Http404("No such action")
+    text_form = TaskTextForm(request.POST)
+    text_form.is_valid()
+    text = text_form.cleaned_data.get("text", "")
+    bound = {"text": text_form}
+    status, error = 400, None
+    try:
+        if action == "claim":
+            services.task_claim(task=task.pk, actor=request.user)
+        elif action == "note":
+            services.task_note(task=task.pk, actor=request.user, body=text)
+        elif action == "complete":
+            services.task_complete(task=task.pk, actor=request.user, result=text)
+        elif action == "return":
+            services.task_return(task=task.pk, actor=request.user, reason=text)
+        elif action == "cancel":
+            services.task_cancel(task=task.pk, actor=request.user, reason=text)
+        elif action == "resend":
+            services.task_resend(task=task.pk, actor=request.user, instruction=text)
+        else:
+            form = TaskReassignForm(request.POST, department_id=task.department_id)
+            bound["reassign"] = form
+            if not form.is_valid():
+                raise ValidationError(form.errors.get("assignee", [_("Choose a colleague.")]))
+            services.task_reassign(
+                task=task.pk, actor=request.user, assignee=form.cleaned_data["assignee"]
+            )
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    except PermissionDenied as exc:
+        status, error = 403, str(exc)
+    except services.Conflict as exc:
+        status, error = 409, str(exc)
+    else:
+        messages.success(request, TASK_ACTION_DONE[action]())
+        if request.POST.get("next") == "board":
+            return redirect(f"{reverse('workspace:tasks')}?tab=mine")
+        return redirect("workspace:task", pk=task.pk)
+    task = selectors.task_for_user(request.user, pk)
+    context = _task_context(request, task, error=error, bound=bound)
+    return render(request, "complaints/task_detail.html", context, status=status)
+
+
+TASK_ACTION_DONE = {
+    "claim": lambda: _("Task claimed: it is yours now."),
+    "note": lambda: _("Progress recorded."),
+    "complete": lambda: _("Task completed; the agent has been told."),
+    "return": lambda: _("Task returned to the agent."),
+    "reassign": lambda: _("Task reassigned."),
+    "cancel": lambda: _("Task cancelled."),
+    "resend": lambda: _("Task sent to the department again."),
+}
+
+
+# --- notifications -------------------------------------------------------------------
+
+
+@login_required
+def notifications(request):
+    if request.method == "POST":
+        services.notifications_mark_read(user=request.user)
+        return redirect("workspace:notifications")
+    items = list(request.user.notifications.select_related("ticket")[:100])
+    return render(request, "complaints/notifications.html", {"items": items})
+
+
+@login_required
+def nav_badges(request):
+    """Header counts, loaded by htmx after the page so pages keep their query budget."""
+    return render(
+        request, "complaints/partials/nav_badges.html", selectors.nav_badges(request.user)
+    )

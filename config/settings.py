@@ -144,6 +144,7 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("CLOSELOOP_MEDIA_ROOT", str(BASE_DIR / "media")))
 
 LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = ["complaints.auth.ProfileModelBackend"]
 LOGIN_REDIRECT_URL = "workspace:queue"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -1,8 +1,15 @@
 """Template helpers for the workspace: SLA countdown badges and status colours."""
 
+from decimal import Decimal
+
 from django import template
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+
+from complaints import policies
 
 register = template.Library()
 
@@ -59,19 +66,75 @@ def display_name(user, empty="—") -> str:
     return user.get_full_name() or user.get_username()
 
 
+# Keys of an event's before/after that are internal references, not for people.
+HIDDEN_EVENT_KEYS = {"status", "task", "compensation", "number"}
+
+EVENT_KEY_LABELS = {
+    "department": _lazy("department"),
+    "responsibility": _lazy("responsibility"),
+    "respond_due_at": _lazy("respond by"),
+    "complete_due_at": _lazy("complete by"),
+    "state": _lazy("state"),
+    "kind": _lazy("kind"),
+    "amount": _lazy("amount"),
+    "ticket_total": _lazy("ticket total"),
+    "approver_tier": _lazy("approval needed from"),
+    "assignee": _lazy("assignee"),
+}
+
+
+def _event_value(key: str, value):
+    """A stored before/after value as people read it (labels, yuan, local time)."""
+    from complaints.models import CompensationKind, CompensationState, TaskState, Tier
+
+    if value is None or value == "":
+        return value
+    if key in ("amount", "ticket_total"):
+        return yuan(value)
+    if key == "approver_tier":
+        return Tier(value).label if value in Tier.values else value
+    if key == "kind" and value in CompensationKind.values:
+        return CompensationKind(value).label
+    if key == "state":
+        for choices in (TaskState, CompensationState):
+            if value in choices.values:
+                return choices(value).label
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return date_format(timezone.localtime(parsed), "Y-m-d H:i")
+    return value
+
+
 @register.filter
 def event_changes(event) -> list[tuple[str, object, object]]:
-    """(label, before, after) for each value an event changed, status excluded."""
+    """(label, before, after) for each value an event changed, references excluded."""
     from complaints.models import Ticket
 
     changes = []
     for key, after in event.after.items():
         before = event.before.get(key)
-        if key == "status" or before == after:
+        if key in HIDDEN_EVENT_KEYS or before == after:
             continue
-        try:
-            label = Ticket._meta.get_field(key).verbose_name
-        except Exception:  # noqa: BLE001 - keys that are not ticket fields keep their name
-            label = key.replace("_", " ")
-        changes.append((label, before, after))
+        label = EVENT_KEY_LABELS.get(key)
+        if label is None:
+            try:
+                label = Ticket._meta.get_field(key).verbose_name
+            except Exception:  # noqa: BLE001 - keys that are not ticket fields keep their name
+                label = key.replace("_", " ")
+        changes.append((label, _event_value(key, before), _event_value(key, after)))
     return changes
+
+
+@register.filter
+def yuan(amount) -> str:
+    """A CNY amount as ¥1,234.50 ("—" when there is none)."""
+    if amount is None or amount == "":
+        return "—"
+    return f"¥{Decimal(amount):,.2f}"
+
+
+@register.filter
+def can_decide(compensation, user) -> bool:
+    """Whether `user` may approve or reject this pending compensation request."""
+    return policies.decision_refusal(user, compensation) is None

@@ -74,8 +74,11 @@ class TestQueue:
         assert len(many.captured_queries) == len(few.captured_queries)
         assert response.content.decode().count("<tr class=") == 25  # one page
 
-    def test_department_staff_are_kept_out(self, login, logistics):
-        assert login(logistics).get(reverse("workspace:queue")).status_code == 403
+    def test_department_staff_are_sent_to_their_task_board(self, login, logistics, outsider):
+        response = login(logistics).get(reverse("workspace:queue"), {"tab": "open"})
+        assert response.status_code == 302
+        assert response.url == reverse("workspace:tasks")
+        assert login(outsider).get(reverse("workspace:queue")).status_code == 403
 
 
 class TestTicketPage:
