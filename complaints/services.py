@@ -1001,11 +1001,8 @@ def compensation_grant(
 def _lock_compensation(compensation: Compensation | int) -> Compensation:
     pk = compensation.pk if isinstance(compensation, Compensation) else compensation
     try:
-        return (
-            Compensation.objects.select_for_update(of=("self",))
-            .select_related("ticket", "requested_by")
-            .get(pk=pk)
-        )
+        # No joins in the locking query (see _lock_task).
+        return Compensation.objects.select_for_update().get(pk=pk)
     except (Compensation.DoesNotExist, ValueError, TypeError) as exc:
         raise ValidationError(_("No such compensation.")) from exc
 
@@ -1259,11 +1256,9 @@ def task_open(
 def _lock_task(task: CollaborationTask | int) -> CollaborationTask:
     pk = task.pk if isinstance(task, CollaborationTask) else task
     try:
-        return (
-            CollaborationTask.objects.select_for_update(of=("self",))
-            .select_related("ticket", "department", "assignee", "created_by")
-            .get(pk=pk)
-        )
+        # No joins in the locking query: after waiting for the lock, PostgreSQL
+        # re-reads the locked row but not joined ones, which could be stale.
+        return CollaborationTask.objects.select_for_update().get(pk=pk)
     except (CollaborationTask.DoesNotExist, ValueError, TypeError) as exc:
         raise ValidationError(_("No such task.")) from exc
 
