@@ -715,7 +715,7 @@ class Compensation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.get_kind_display()} ¥{self.amount} ({self.get_state_display()})"
+        return f"{self.ticket.number} {self.get_kind_display()} ¥{self.amount} ({self.get_state_display()})"
 
     @property
     def is_paid(self) -> bool:

@@ -882,7 +882,8 @@ def compensation_total(ticket: Ticket) -> Decimal:
     return total or Decimal("0.00")
 
 
-def _lowest_approver_tier(total: Decimal, limits: dict[int, Decimal]) -> int | None:
+def lowest_approver_tier(total: Decimal, limits: dict[int, Decimal]) -> int | None:
+    """The lowest approving tier (2 or 3) whose limit covers `total`, or None."""
     for tier in sorted(t for t in limits if t >= 2):
         if limits[tier] >= total:
             return tier
@@ -938,7 +939,7 @@ def compensation_grant(
     paid = compensation_total(ticket)
     new_total = paid + amount
     own_limit = limits.get(policies.tier_of(actor), Decimal("0.00"))
-    approver_tier = _lowest_approver_tier(new_total, limits)
+    approver_tier = lowest_approver_tier(new_total, limits)
     within = new_total <= own_limit
     if not within and approver_tier is None:
         raise ValidationError(
@@ -1042,7 +1043,7 @@ def _decide(compensation, actor, state: str, note: str) -> Compensation:
                     "%(limit)s; a higher tier must approve it."
                 )
                 % {"total": yuan(new_total), "limit": yuan(own_limit)},
-                approver_tier=_lowest_approver_tier(new_total, limits) or 3,
+                approver_tier=lowest_approver_tier(new_total, limits) or 3,
             )
     compensation.state = state
     compensation.decided_by = actor

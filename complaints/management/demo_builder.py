@@ -346,6 +346,8 @@ class DemoBuilder:
         self.used_keys: set[tuple[str, str]] = set()
         self.plans: list[TicketPlan] = []
         self.duplicates: list[TicketPlan] = []
+        # Compensation and tasks on the replayed tickets (demo_collaboration), if any.
+        self.collaboration = None
 
     # -- people ---------------------------------------------------------------------
 
@@ -724,12 +726,19 @@ class DemoBuilder:
         Ticket.objects.bulk_create([r.ticket for r in survivors], batch_size=500)
         Ticket.objects.bulk_create([r.ticket for r in duplicates], batch_size=500)
         Contact.objects.bulk_create(contacts, batch_size=1000)
+        made = {"compensations": 0, "tasks": 0, "notifications": 0}
+        if self.collaboration is not None:
+            # Tasks and compensations first: their timeline events name them.
+            made.update(self.collaboration.save())
         TimelineEvent.objects.bulk_create(events, batch_size=1000)
+        if self.collaboration is not None:
+            made["notifications"] = self.collaboration.save_notifications()
         return {
             "customers": len(customers),
             "identities": len(identities),
             "tickets": len(replays),
             "events": len(events),
+            **made,
         }
 
 

@@ -29,6 +29,7 @@ class DemoUser:
     role: str
     department: str | None  # team or collaborating department code
     name: str  # Chinese full name, kept in first_name so get_full_name() reads naturally
+    is_head: bool = False  # department head: may reassign the department's tasks
 
 
 DEMO_USERS = [
@@ -39,8 +40,10 @@ DEMO_USERS = [
     DemoUser("agent4", Role.AGENT, "team-b", "刘洋"),
     DemoUser("senior2", Role.SENIOR, "team-b", "孙浩"),
     DemoUser("supervisor", Role.SUPERVISOR, None, "陈刚"),
-    DemoUser("logistics", Role.DEPARTMENT, "logistics", "周强"),
+    DemoUser("logistics", Role.DEPARTMENT, "logistics", "周强", is_head=True),
+    DemoUser("logistics2", Role.DEPARTMENT, "logistics", "郑凯"),
     DemoUser("tech", Role.DEPARTMENT, "tech", "吴婷"),
+    DemoUser("install", Role.DEPARTMENT, "installation", "何伟"),
     DemoUser("admin", Role.ADMIN, None, "系统管理员"),
 ]
 ROLE_LABELS = {
@@ -313,3 +316,74 @@ def category_code_for(text: str) -> str:
         if any(keyword in text for keyword in keywords):
             return code
     return "other"
+
+
+# --- compensation and collaboration tasks ----------------------------------------------
+
+# Who works each collaborating department's tasks in the demo (the first is the head).
+DEPARTMENT_MEMBERS = {
+    "logistics": ["logistics", "logistics2"],
+    "tech": ["tech"],
+    "installation": ["install"],
+}
+# Which departments a complaint of each category pulls in (several: 多部门会诊).
+CATEGORY_DEPARTMENTS = {
+    "logistics": [["logistics"], ["logistics"], ["logistics", "installation"]],
+    "install-delay": [["installation"], ["logistics", "installation"]],
+    "repair-response": [["installation"], ["tech"], ["tech", "installation"]],
+    "quality": [["tech"], ["tech", "logistics"]],
+    "returns": [["logistics"]],
+    "account": [["tech"]],
+}
+DEFAULT_DEPARTMENTS = [["logistics"], ["logistics"], ["tech"], ["installation"]]
+RESPONSIBILITIES = {
+    "logistics": ["核实物流轨迹并确认送达时间", "安排补发并提供新运单号", "联系快递网点处理破损件"],
+    "tech": ["排查设备故障原因", "远程诊断并给出维修方案", "核查系统扣费记录"],
+    "installation": ["安排师傅上门安装", "上门检修并反馈结果", "确认预约时间并致电客户"],
+}
+TASK_INSTRUCTIONS = {
+    "logistics": "客户反映包裹迟迟未到，请核实物流轨迹，确认可送达时间后在任务中回复。",
+    "tech": "客户反映产品出现故障，请协助判断原因并给出处理建议，必要时联系客户。",
+    "installation": "客户等待上门服务已超过约定时间，请尽快安排师傅并确认预约时段。",
+}
+TASK_RESULTS = {
+    "logistics": [
+        "已联系网点，包裹明日上午派送，运单号 SF{n}。",
+        "原包裹破损，已安排补发，新运单号 SF{n}。",
+        "包裹滞留中转站，已加急处理，预计两日内送达。",
+    ],
+    "tech": [
+        "远程排查为固件问题，已推送升级，客户确认恢复正常。",
+        "判定为主板故障，已生成换新单 RH{n}。",
+        "核查为系统重复扣费，已提交退款，3 个工作日内到账。",
+    ],
+    "installation": [
+        "师傅已于今日上门完成安装，客户签字确认，服务单 FW{n}。",
+        "上门检修更换配件，设备运行正常，服务单 FW{n}。",
+        "已与客户约定周六上午上门，师傅信息已短信告知客户。",
+    ],
+}
+TASK_NOTES = {
+    "logistics": "已联系快递网点，等待回复中。",
+    "tech": "已收到客户上传的故障视频，正在分析。",
+    "installation": "已与客户电话确认地址，正在协调师傅档期。",
+}
+TASK_RETURN_REASONS = [
+    "客户地址信息不完整，无法安排派送，请补充详细地址后再派单。",
+    "该问题属于安装部职责范围，请转派安装部处理。",
+]
+# Coupons an agent settles on the spot (within tier 1), and what seniors give (tier 2).
+AGENT_GRANTS = ["5.00", "5.00", "8.00", "10.00", "10.00", "6.60", "9.90"]
+SENIOR_GRANTS = ["30.00", "50.00", "50.00", "60.00", "80.00", "35.50"]
+COMPENSATION_REASONS = {
+    "coupon": ["物流延误致歉优惠券", "服务体验不佳，赠送优惠券致歉", "等待时间过长，补偿优惠券"],
+    "refund": ["商品与描述不符，部分退款", "配送超时，退还运费及差价", "安装延误，退还安装费"],
+    "cash": ["上门服务爽约，现金补偿", "多次来电未解决，现金补偿"],
+    "gift": ["赠送配件礼包致歉", "赠送延保服务一年"],
+}
+REQUEST_AMOUNTS = {
+    2: ["20.00", "30.00", "45.00", "60.00"],
+    3: ["150.00", "200.00", "300.00", "800.00"],
+}
+APPROVAL_NOTES = ["情况属实，同意", "同意，请及时告知客户", ""]
+REJECTION_NOTE = "已发放优惠券补偿，现金补偿不符合规定，请改为延保服务。"

