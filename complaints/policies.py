@@ -140,7 +140,7 @@ def decision_refusal(user, compensation) -> str | None:
         return _("Nobody can decide their own request; another approver must.")
     if tier < (compensation.approver_tier or 3):
         return _("This request needs approval from %(tier)s.") % {
-            "tier": Tier(compensation.approver_tier).label
+            "tier": Tier(compensation.approver_tier or Tier.SUPERVISOR).label
         }
     if role_of(user) == Role.SENIOR and not _in_team(user, compensation.ticket):
         return _("This request belongs to another team.")

@@ -20,6 +20,9 @@ from . import policies, selectors
 from .models import (
     Attachment,
     Category,
+    CollaborationTask,
+    Compensation,
+    CompensationKind,
     Contact,
     Department,
     Impact,
@@ -389,3 +392,323 @@ class TicketDetailOutput(TicketListOutput):
 
 class ErrorOutput(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class RefusalOutput(ErrorOutput):
+    """A 403; above a compensation cap it also says who can approve."""
+
+    code = serializers.CharField(
+        required=False, help_text=_("`cap_exceeded` when the amount is above your authority.")
+    )
+    approver_tier = serializers.IntegerField(
+        required=False,
+        help_text=_("With `cap_exceeded`: the lowest tier that can approve it (2 or 3)."),
+    )
+
+
+# --- compensation ------------------------------------------------------------------
+
+_KIND_VALUES = ", ".join(CompensationKind.values)
+MAX_AMOUNT_TEXT = 40
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "example": "10.00"}, {"type": "number", "example": 10}],
+        "description": 'CNY, more than zero, at most two decimals, e.g. 10 or "9.90".',
+    }
+)
+class AmountField(serializers.Field):
+    """An amount as a JSON number or string, passed on as text.
+
+    Whether it is a valid amount (positive, two decimals, plausible) is decided by
+    `services.parse_amount`, the same rule as on the pages; this field only refuses
+    what is not a scalar (booleans, lists, objects, null).
+    """
+
+    default_error_messages = {"invalid": _("Enter an amount in yuan, e.g. 10 or 9.90.")}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        text = str(data) if not isinstance(data, str) else data
+        if len(text) > MAX_AMOUNT_TEXT:
+            self.fail("invalid")
+        return text
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class CompensationInput(serializers.Serializer):
+    kind = serializers.CharField(
+        max_length=40, help_text=_("One of: %(kinds)s.") % {"kinds": _KIND_VALUES}
+    )
+    amount = AmountField()
+    reason = _text_field(help_text=_("Why the customer is compensated (up to 1,000 characters)."))
+    request = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=_(
+            "Ask for approval instead of granting: needed when the ticket's total would go "
+            "above your authority."
+        ),
+    )
+
+
+class CompensationDecisionInput(serializers.Serializer):
+    note = _text_field(help_text=_("Optional note for the requester."))
+
+
+class CompensationRejectInput(serializers.Serializer):
+    reason = _text_field(help_text=_("Why the request is rejected (required)."))
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "One of: " + _KIND_VALUES + ".",
+    }
+)
+class CompensationKindField(serializers.CharField):
+    """Documented without an enum: a second `kind` enum would rename the timeline's."""
+
+
+class CompensationOutput(serializers.ModelSerializer):
+    ticket = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    kind = CompensationKindField(read_only=True)
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True)
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True)
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
+    approver_tier = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("For a request: the lowest tier that can approve it (2 or 3)."),
+    )
+    requested_by = UserOutput(read_only=True)
+    decided_by = UserOutput(read_only=True, allow_null=True)
+    ticket_total = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        read_only=True,
+        help_text=_("What the customer gets on this ticket now (granted plus approved)."),
+    )
+
+    class Meta:
+        model = Compensation
+        fields = [
+            "id",
+            "ticket",
+            "kind",
+            "kind_display",
+            "amount",
+            "reason",
+            "state",
+            "state_display",
+            "approver_tier",
+            "requested_by",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "created_at",
+            "ticket_total",
+        ]
+        read_only_fields = fields
+
+
+class TicketCompensationsOutput(serializers.Serializer):
+    compensations = CompensationOutput(many=True)
+    total = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text=_("What the customer gets on this ticket (granted plus approved)."),
+    )
+
+
+class CompensationQuery(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=Compensation._meta.get_field("state").choices,
+        required=False,
+        help_text=_(
+            "Without it: the requests waiting for your approval. With it: every "
+            "compensation in that state (customer-service staff)."
+        ),
+    )
+
+
+# --- collaboration tasks -------------------------------------------------------------
+
+
+class TaskSpecInput(serializers.Serializer):
+    department = serializers.CharField(
+        max_length=40, help_text=_("Code of the collaborating department, e.g. logistics.")
+    )
+    responsibility = _text_field(help_text=_("What this department is responsible for."))
+    instruction = _text_field(
+        help_text=_("What the department should do; defaults to the shared instruction.")
+    )
+    respond_due_at = AwareDateTimeField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text=_("Claim by (ISO 8601 with UTC offset); defaults to the department's time."),
+    )
+    complete_due_at = AwareDateTimeField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text=_("Complete by (ISO 8601 with UTC offset); defaults to the department's time."),
+    )
+
+
+class TaskOpenInput(serializers.Serializer):
+    tasks = TaskSpecInput(
+        many=True,
+        max_length=10,
+        allow_empty=True,
+        help_text=_("One entry per department (at most 10)."),
+    )
+    instruction = _text_field(help_text=_("Shared instruction for entries without their own."))
+
+
+class TaskTicketOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Ticket
+        fields = ["number", "subject", "status"]
+        read_only_fields = fields
+
+
+class DepartmentOutput(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class TaskOutput(serializers.ModelSerializer):
+    ticket = TaskTicketOutput(read_only=True)
+    department = DepartmentOutput(read_only=True)
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
+    assignee = UserOutput(read_only=True, allow_null=True)
+    created_by = UserOutput(read_only=True)
+    is_overdue = serializers.SerializerMethodField(
+        help_text=_("Still active and past the deadline that matters now.")
+    )
+    events = TimelineEventOutput(many=True, read_only=True)
+
+    class Meta:
+        model = CollaborationTask
+        fields = [
+            "id",
+            "ticket",
+            "department",
+            "responsibility",
+            "instruction",
+            "state",
+            "state_display",
+            "assignee",
+            "created_by",
+            "respond_due_at",
+            "complete_due_at",
+            "is_overdue",
+            "claimed_at",
+            "completed_at",
+            "result",
+            "return_reason",
+            "created_at",
+            "events",
+        ]
+        read_only_fields = fields
+
+    def get_is_overdue(self, task) -> bool:
+        return task.is_overdue(self.context.get("now"))
+
+
+class TaskListOutput(serializers.Serializer):
+    tasks = TaskOutput(many=True)
+
+
+class BoardCountsOutput(serializers.Serializer):
+    unclaimed = serializers.IntegerField()
+    mine = serializers.IntegerField()
+    department = serializers.IntegerField()
+    done = serializers.IntegerField()
+
+
+class TaskBoardOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    counts = BoardCountsOutput(help_text=_("Badge counts of every tab."))
+    results = TaskOutput(many=True)
+
+
+class TaskBoardQuery(serializers.Serializer):
+    tab = serializers.ChoiceField(
+        choices=[(tab, tab) for tab in selectors.BOARD_TABS],
+        required=False,
+        default="unclaimed",
+        help_text=_(
+            "unclaimed (to claim), mine (claimed by you), department (claimed in the "
+            "department), done (completed or returned)."
+        ),
+    )
+
+
+class TaskCompleteInput(serializers.Serializer):
+    result = _text_field(help_text=_("The result, for the agent and the customer."))
+
+
+class TaskReasonInput(serializers.Serializer):
+    reason = _text_field(help_text=_("Why (required)."))
+
+
+class TaskNoteInput(serializers.Serializer):
+    body = _text_field(help_text=_("What has been done so far."))
+
+
+class TaskReassignInput(serializers.Serializer):
+    assignee = LookupField(
+        slug_field="username",
+        queryset=get_user_model().objects.select_related("profile"),
+        help_text=_("Username of a member of the task's department."),
+        error_messages={"does_not_exist": _("No user named “{value}”.")},
+    )
+
+
+class TaskResendInput(serializers.Serializer):
+    instruction = _text_field(help_text=_("Updated instruction; defaults to the previous one."))
+
+
+# --- what department staff see of a ticket --------------------------------------------
+
+
+class DepartmentCustomerOutput(serializers.Serializer):
+    name = serializers.CharField()
+    masked_phone = serializers.CharField()
+
+
+class DepartmentTicketOutput(serializers.ModelSerializer):
+    """The part of a ticket a collaborating department needs for its tasks."""
+
+    status_display = serializers.CharField(source="get_status_display")
+    priority_display = serializers.CharField(source="get_priority_display")
+    customer = DepartmentCustomerOutput()
+    category = CategoryOutput(allow_null=True)
+    tasks = TaskOutput(many=True, source="department_tasks")
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "number",
+            "status",
+            "status_display",
+            "priority",
+            "priority_display",
+            "subject",
+            "body",
+            "order_no",
+            "customer",
+            "category",
+            "created_at",
+            "tasks",
+        ]
+        read_only_fields = fields
