@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from complaints import policies
 
@@ -70,16 +70,16 @@ def display_name(user, empty="—") -> str:
 HIDDEN_EVENT_KEYS = {"status", "task", "compensation", "number"}
 
 EVENT_KEY_LABELS = {
-    "department": _lazy("department"),
-    "responsibility": _lazy("responsibility"),
-    "respond_due_at": _lazy("respond by"),
-    "complete_due_at": _lazy("complete by"),
-    "state": _lazy("state"),
-    "kind": _lazy("kind"),
-    "amount": _lazy("amount"),
-    "ticket_total": _lazy("ticket total"),
-    "approver_tier": _lazy("approval needed from"),
-    "assignee": _lazy("assignee"),
+    "department": gettext_lazy("department"),
+    "responsibility": gettext_lazy("responsibility"),
+    "respond_due_at": gettext_lazy("respond by"),
+    "complete_due_at": gettext_lazy("complete by"),
+    "state": gettext_lazy("state"),
+    "kind": gettext_lazy("kind"),
+    "amount": gettext_lazy("amount"),
+    "ticket_total": gettext_lazy("ticket total"),
+    "approver_tier": gettext_lazy("approval needed from"),
+    "assignee": gettext_lazy("assignee"),
 }
 
 
