@@ -493,9 +493,14 @@ class ContactInline(HiddenFromDepartmentStaffMixin, ReadOnlyInline):
 
 class AttachmentInline(HiddenFromDepartmentStaffMixin, ReadOnlyInline):
     model = Attachment
-    fields = ("created_at", "file", "original_name", "content_type", "size", "uploaded_by")
+    fields = ("created_at", "download", "content_type", "size", "uploaded_by")
     readonly_fields = fields
-    related = ("uploaded_by",)
+    related = ("uploaded_by", "ticket")
+
+    @admin.display(description=_("file"))
+    def download(self, attachment):
+        # The protected view, not the storage URL: evidence is never public.
+        return format_html('<a href="{}">{}</a>', attachment.get_absolute_url(), attachment)
 
 
 class CompensationInline(HiddenFromDepartmentStaffMixin, ReadOnlyInline):
@@ -900,6 +905,12 @@ class AttachmentAdmin(HiddenFromDepartmentStaffMixin, ReadOnlyAdminMixin, admin.
     list_select_related = ("ticket", "uploaded_by")
     search_fields = ("ticket__number", "original_name")
     show_full_result_count = False
+    fields = ("ticket", "download", "content_type", "size", "uploaded_by", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("file"))
+    def download(self, attachment):
+        return format_html('<a href="{}">{}</a>', attachment.get_absolute_url(), attachment)
 
 
 @admin.register(TimelineEvent)

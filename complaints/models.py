@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
@@ -534,6 +535,10 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+    def get_absolute_url(self) -> str:
+        # Files are not public: this view checks who asks (no /media/ URL is served).
+        return reverse("workspace:attachment", args=[self.ticket.number, self.pk])
 
 
 class EventKind(models.TextChoices):

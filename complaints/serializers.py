@@ -335,7 +335,7 @@ class AttachmentOutput(serializers.ModelSerializer):
 
     def get_url(self, attachment) -> str:
         request = self.context.get("request")
-        url = attachment.file.url
+        url = attachment.get_absolute_url()
         return request.build_absolute_uri(url) if request else url
 
 

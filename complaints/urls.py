@@ -11,6 +11,11 @@ urlpatterns = [
     path("tickets/<str:number>/actions/<str:name>/", views.ticket_action, name="ticket-action"),
     path("tickets/<str:number>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<str:number>/attachments/", views.ticket_attachment, name="ticket-attachment"),
+    path(
+        "tickets/<str:number>/attachments/<int:pk>/",
+        views.attachment_download,
+        name="attachment",
+    ),
     path("customers/<int:pk>/", views.customer_detail, name="customer"),
 ]
 

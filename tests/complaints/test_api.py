@@ -420,7 +420,9 @@ def test_detail_shows_the_ticket_timeline_contacts_and_evidence(api_as, agent, t
     (attachment,) = data["attachments"]
     assert attachment["name"] == "签收单.png"
     assert attachment["size"] == 108
-    assert attachment["url"].startswith("http://testserver/media/attachments/")
+    assert attachment["url"] == (
+        f"http://testserver/tickets/{ticket.number}/attachments/{attachment['id']}/"
+    )
 
 
 def test_detail_available_actions_follow_the_user(api_as, agent, agent2, senior, ticket):
