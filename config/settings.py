@@ -4,6 +4,7 @@ Every variable goes through a typed helper that fails loudly on a bad value, so 
 typo in a deployment shows at start-up instead of as odd behaviour later.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_q",
+    "axes",
     "complaints",
     "channels",
     "sla",
@@ -90,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -164,7 +168,20 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("CLOSELOOP_MEDIA_ROOT", str(BASE_DIR / "media")))
 
 LOGIN_URL = "login"
-AUTHENTICATION_BACKENDS = ["complaints.auth.ProfileModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses to authenticate a username+address that is locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "complaints.auth.ProfileModelBackend",
+]
+
+# Password guessing (django-axes): after 5 failures for one username from one address,
+# that pair is locked for 15 minutes (pages, admin and the API token endpoint alike).
+AXES_FAILURE_LIMIT = env_int("CLOSELOOP_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("CLOSELOOP_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "workspace:queue"
 LOGOUT_REDIRECT_URL = "login"
 
