@@ -90,6 +90,16 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
     }
 
 
+def _ticket_to_work(user, number):
+    """The ticket for a write from the agent workspace: 404 for those who cannot see it,
+    403 for department staff (they work their tasks, not the ticket), so a refusal never
+    renders the full ticket page (customer 360, phone) for them."""
+    ticket, can_write = selectors.ticket_for_user(user, number)
+    if not can_write:
+        raise PermissionDenied(_("Department staff work their tasks from the task board."))
+    return ticket
+
+
 @login_required
 def ticket_detail(request, number):
     ticket, can_write = selectors.ticket_for_user(request.user, number)
@@ -130,7 +140,7 @@ def _run_and_respond(request, ticket, form_key, form, run, *, success=None):
 @login_required
 @require_POST
 def ticket_action(request, number, name):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket = _ticket_to_work(request.user, number)
     form_class = TRANSITION_FORMS.get(name)
     if form_class is None:
         raise Http404("No such action")
@@ -141,7 +151,7 @@ def ticket_action(request, number, name):
 @login_required
 @require_POST
 def ticket_reply(request, number):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket = _ticket_to_work(request.user, number)
     form = ReplyForm(request.POST)
 
     def run():
@@ -158,7 +168,7 @@ def ticket_reply(request, number):
 @login_required
 @require_POST
 def ticket_attachment(request, number):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket = _ticket_to_work(request.user, number)
     form = AttachmentForm(request.POST, request.FILES)
 
     def run():
@@ -262,7 +272,7 @@ def _collaboration_context(request, ticket, bound, cap) -> dict:
 @login_required
 @require_POST
 def ticket_compensation(request, number):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket = _ticket_to_work(request.user, number)
     form = CompensationForm(request.POST)
     result = {}
 
@@ -337,7 +347,7 @@ def compensation_decide(request, pk, decision):
 @login_required
 @require_POST
 def ticket_tasks(request, number):
-    ticket, _can_write = selectors.ticket_for_user(request.user, number)
+    ticket = _ticket_to_work(request.user, number)
     form = TaskOpenForm(request.POST, departments=selectors.collaborating_departments())
 
     def run():

@@ -251,14 +251,18 @@ class TestLeastPrivilegeInPages:
     ):
         open_task(ticket, agent)
         client = login(logistics)
-        response = client.post(
-            reverse("workspace:ticket-action", args=[ticket.number, "classify"]), {}
-        )
-        assert response.status_code in (400, 403)
-        response = client.post(
-            reverse("workspace:ticket-reply", args=[ticket.number]), {"body": "hello"}
-        )
-        assert response.status_code == 403
+        posts = {
+            reverse("workspace:ticket-action", args=[ticket.number, "classify"]): {},
+            reverse("workspace:ticket-reply", args=[ticket.number]): {"body": "hello"},
+            reverse("workspace:ticket-tasks", args=[ticket.number]): {"instruction": "x"},
+            reverse("workspace:ticket-compensation", args=[ticket.number]): {"amount": "5"},
+            reverse("workspace:ticket-attachment", args=[ticket.number]): {},
+        }
+        for url, data in posts.items():
+            response = client.post(url, data)
+            assert response.status_code == 403, url
+            # A refusal never shows them the agent's ticket page with the full phone.
+            assert "13800001234" not in response.content.decode()
         assert not ticket.events.filter(kind="reply").exists()
 
 
