@@ -353,3 +353,33 @@ def test_status(
     assert response.status_code == expected[persona], (
         f"{method.upper()} {url} as {persona}: {response.status_code}, expected {expected[persona]}"
     )
+
+
+POST_CASES = [name for name, entry in MATRIX.items() if entry[0] == "post"]
+
+
+@pytest.mark.parametrize("name", POST_CASES)
+def test_every_form_and_session_api_post_needs_the_csrf_token(
+    name, agent, customer, channel, team_a, settings, tmp_path
+):
+    from django.test import Client
+
+    world = build_world(
+        agent=agent,
+        customer=customer,
+        channel=channel,
+        team_a=team_a,
+        settings=settings,
+        tmp_path=tmp_path,
+    )
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent)
+    _method, path, body, _expected = MATRIX[name]
+    url = path(world, AGENT)
+    if name.startswith("api-"):
+        response = client.post(url, body, content_type="application/json")
+    else:
+        response = client.post(url, body)
+    # With a session cookie, even the API refuses a post without the token (clients
+    # using `Authorization: Token` have no cookie to abuse and need none).
+    assert response.status_code == 403, f"POST {url} without a CSRF token"
