@@ -11,31 +11,6 @@ from tests.conftest import drive
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "journey-pass-1"
-
-
-@pytest.fixture
-def open_as(browser, browser_context_args, live_server):
-    """A logged-in page for a user, each in its own browser context (own session)."""
-    contexts = []
-
-    def _open(user):
-        user.set_password(PASSWORD)
-        user.save()
-        context = browser.new_context(**browser_context_args)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("input[name=username]", user.username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
 
 def snap(page, name):
     """Screenshots for a human look when CLOSELOOP_SHOTS names a folder (never committed)."""
