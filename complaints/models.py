@@ -571,6 +571,9 @@ class EventKind(models.TextChoices):
     TASK_REASSIGNED = "task_reassigned", _("Task reassigned")
     TASK_REOPENED = "task_reopened", _("Task sent again")
     TASK_CANCELLED = "task_cancelled", _("Task cancelled")
+    SURVEY_SENT = "survey_sent", _("Satisfaction survey sent")
+    SURVEY_ANSWERED = "survey_answered", _("Satisfaction survey answered")
+    CALLBACK = "callback", _("Call-back recorded")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -828,3 +831,102 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+# --- closing the loop: surveys and call-backs -----------------------------------------
+
+
+class Survey(models.Model):
+    """The satisfaction survey sent when a ticket is resolved (one per resolution).
+
+    The customer reaches it through a signed, single-use link that expires.
+    """
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="surveys")
+    token = models.CharField(_("token"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    # Five dimensions, 1–5.
+    efficiency = models.PositiveSmallIntegerField(_("efficiency"), null=True, blank=True)
+    attitude = models.PositiveSmallIntegerField(_("attitude"), null=True, blank=True)
+    clarity = models.PositiveSmallIntegerField(_("clarity"), null=True, blank=True)
+    resolution = models.PositiveSmallIntegerField(_("resolution"), null=True, blank=True)
+    empathy = models.PositiveSmallIntegerField(_("empathy"), null=True, blank=True)
+    # Overall 0–10 (NPS: 9–10 promoters, 0–6 detractors).
+    overall = models.PositiveSmallIntegerField(_("overall (0–10)"), null=True, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+
+    DIMENSIONS = ("efficiency", "attitude", "clarity", "resolution", "empathy")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("satisfaction survey")
+        verbose_name_plural = _("satisfaction surveys")
+        indexes = [models.Index(fields=["answered_at"], name="survey_answered")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(overall__isnull=True) | Q(overall__lte=10), name="survey_overall_0_10"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number} ({self.overall if self.overall is not None else '—'})"
+
+    @property
+    def is_answered(self) -> bool:
+        return self.answered_at is not None
+
+
+class CallbackState(models.TextChoices):
+    PENDING = "pending", _("Due")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class CallbackOutcome(models.TextChoices):
+    REACHED = "reached", _("Reached the customer")
+    NO_ANSWER = "no_answer", _("No answer")
+    DECLINED = "declined", _("Customer declined to talk")
+
+
+class FollowUpCall(models.Model):
+    """A call-back the agent owes the customer after resolution (day 3 and day 7)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="callbacks")
+    day = models.PositiveSmallIntegerField(_("day after resolution"))
+    due_at = models.DateTimeField(_("due"), db_index=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("agent"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="callbacks",
+    )
+    state = models.CharField(
+        _("state"), max_length=20, choices=CallbackState.choices, default=CallbackState.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    outcome = models.CharField(
+        _("outcome"), max_length=20, choices=CallbackOutcome.choices, blank=True
+    )
+    note = models.TextField(_("note"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        verbose_name = _("call-back")
+        verbose_name_plural = _("call-backs")
+        indexes = [models.Index(fields=["assignee", "state", "due_at"], name="callback_due")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number} day {self.day}"

@@ -1,9 +1,12 @@
-"""Public pages for customers (no login): the self-service status check."""
+"""Public pages for customers (no login): the self-service status check and the survey."""
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
+from . import services
 from .models import Status, Ticket
 
 # Attempts per client address per window before the page refuses (429).
@@ -52,3 +55,41 @@ def status_page(request):
         else:
             context["not_found"] = True
     return render(request, "complaints/public_status.html", context)
+
+
+SURVEY_DIMENSIONS = [
+    ("efficiency", _lazy("How quickly was it handled? (解决效率)")),
+    ("attitude", _lazy("How was the service attitude? (服务态度)")),
+    ("clarity", _lazy("How clearly did we communicate? (沟通清晰度)")),
+    ("resolution", _lazy("How well was the problem solved? (问题解决率)")),
+    ("empathy", _lazy("Did we understand how you felt? (情感共鸣)")),
+]
+
+
+def survey_page(request, link):
+    """The customer's satisfaction survey behind the signed, single-use link."""
+    try:
+        survey = services.survey_from_link(link)
+    except ValidationError as exc:
+        context = {"error": " ".join(exc.messages)}
+        return render(request, "complaints/public_survey.html", context, status=404)
+    context = {
+        "survey": survey,
+        "number": survey.ticket.number,
+        "dimensions": SURVEY_DIMENSIONS,
+        "scale": range(1, 6),
+        "overall_scale": range(0, 11),
+        "values": request.POST,
+    }
+    if survey.is_answered:
+        return render(request, "complaints/public_survey.html", {**context, "done": True})
+    if request.method != "POST":
+        return render(request, "complaints/public_survey.html", context)
+    try:
+        services.survey_answer(link=link, answers=request.POST.dict())
+    except ValidationError as exc:
+        context["errors"] = exc.message_dict
+        return render(request, "complaints/public_survey.html", context, status=400)
+    except services.Conflict:
+        return render(request, "complaints/public_survey.html", {**context, "done": True})
+    return render(request, "complaints/public_survey.html", {**context, "done": True})

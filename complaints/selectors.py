@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Q, Sum
 from django.http import Http404
+from django.utils import timezone
 
 from . import policies
 from .models import (
@@ -13,11 +14,13 @@ from .models import (
     ACTIVE_TASK_STATES,
     OPEN_STATUSES,
     PAID_COMPENSATION_STATES,
+    CallbackState,
     CollaborationTask,
     Compensation,
     CompensationState,
     Customer,
     Department,
+    FollowUpCall,
     Notification,
     Role,
     Status,
@@ -299,9 +302,12 @@ def nav_badges(user) -> dict[str, int]:
         "notifications": Notification.objects.filter(recipient=user, read_at__isnull=True).count(),
         "approvals": None,
         "tasks": None,
+        "callbacks": None,
     }
     if policies.tier_of(user) >= 2:
         badges["approvals"] = pending_approvals(user).count()
+    if policies.is_service_staff(user):
+        badges["callbacks"] = callbacks_for_user(user).filter(due_at__lte=timezone.now()).count()
     if policies.is_department_staff(user):
         badges["tasks"] = visible_tasks(user).filter(state__in=ACTIVE_TASK_STATES).count()
     return badges
@@ -321,3 +327,21 @@ def ticket_totals(ticket_ids) -> dict[int, Decimal]:
 
 def collaborating_departments():
     return Department.objects.filter(kind=Department.Kind.COLLABORATING).order_by("code")
+
+
+def due_callbacks(user, *, limit: int = 200):
+    """Pending call-backs, oldest due first (see callbacks_for_user)."""
+    return callbacks_for_user(user)[:limit]
+
+
+def callbacks_for_user(user):
+    """Pending call-backs: the agent's own; a lead's team's; a supervisor's all."""
+    qs = FollowUpCall.objects.filter(state=CallbackState.PENDING).select_related(
+        "ticket__customer", "assignee"
+    )
+    role = policies.role_of(user)
+    if role == Role.AGENT:
+        qs = qs.filter(assignee=user)
+    elif role == Role.SENIOR:
+        qs = qs.filter(ticket__team_id=policies.team_id_of(user))
+    return qs.order_by("due_at", "id")

@@ -206,7 +206,11 @@ class ResolveInput(TransitionInput):
 
 
 class FollowUpInput(TransitionInput):
-    note = _text_field(help_text=_("What the customer said in the call-back or survey."))
+    note = _text_field(
+        help_text=_(
+            "What the customer said in the call-back; may be empty once they answered the survey."
+        )
+    )
 
 
 class CloseInput(TransitionInput):

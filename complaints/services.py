@@ -9,11 +9,14 @@ transition, save, and append a timeline event, all in one transaction.
 import datetime as dt
 import decimal
 import mimetypes
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, models, transaction
 from django.urls import reverse
@@ -29,6 +32,8 @@ from .models import (
     ACTIVE_TASK_STATES,
     PAID_COMPENSATION_STATES,
     Attachment,
+    CallbackOutcome,
+    CallbackState,
     Category,
     CollaborationTask,
     Compensation,
@@ -39,12 +44,14 @@ from .models import (
     Customer,
     Department,
     EventKind,
+    FollowUpCall,
     Impact,
     Level,
     Notification,
     Priority,
     Role,
     Status,
+    Survey,
     TaskState,
     Ticket,
     TicketSequence,
@@ -527,22 +534,50 @@ def ticket_resolve(
             "evidence_ref": ticket.evidence_ref,
         },
     )
+    _start_closing_loop(ticket, actor)
     return ticket
 
 
 @transaction.atomic
 def ticket_follow_up(
-    *, ticket: Ticket | str, actor, note: str, expected_version: int | None = None
+    *, ticket: Ticket | str, actor, note: str = "", expected_version: int | None = None
 ) -> Ticket:
-    """Record the call-back (or survey answer) that closes the loop with the customer."""
+    """Record the call-back (or rely on the survey answer) that closes the loop.
+
+    "Followed up" needs either the customer's answer to this resolution's survey or a
+    call-back that reached them: `note` is that call-back's record (it completes the
+    due call-back); without a note, an answered survey must exist.
+    """
     ticket = _lock(ticket, expected_version)
     _require(actor, ticket, "follow_up")
     if ticket.status != Status.RESOLVED:
         _transition(ticket, "follow_up")
     note = (note or "").strip()
-    if not note:
-        raise ValidationError({"note": [_("Record what the customer said in the call-back.")]})
-    ticket.followup_note = note
+    if note:
+        _complete_due_callback(ticket, actor, CallbackOutcome.REACHED, note)
+    else:
+        survey = _current_survey(ticket)
+        if survey is None or not survey.is_answered:
+            raise ValidationError(
+                {
+                    "note": [
+                        _(
+                            "Record what the customer said in the call-back, or wait for "
+                            "their survey answer."
+                        )
+                    ]
+                }
+            )
+        note = _("Survey answered: overall %(overall)s/10. %(comment)s") % {
+            "overall": survey.overall,
+            "comment": survey.comment,
+        }
+    _follow_up_locked(ticket, actor, note)
+    return ticket
+
+
+def _follow_up_locked(ticket: Ticket, actor, note: str) -> None:
+    ticket.followup_note = note.strip()
     _transition(ticket, "follow_up")
     ticket.followed_up_at = timezone.now()
     _save(ticket)
@@ -550,11 +585,10 @@ def ticket_follow_up(
         ticket,
         actor,
         EventKind.FOLLOWED_UP,
-        note,
+        ticket.followup_note,
         before={"status": Status.RESOLVED},
         after={"status": ticket.status},
     )
-    return ticket
 
 
 @transaction.atomic
@@ -583,10 +617,18 @@ def ticket_reopen(
         _transition(ticket, "reopen")
     if not reason:
         raise ValidationError({"reason": [_("Say why the ticket is reopened.")]})
+    _reopen_locked(ticket, actor, reason)
+    return ticket
+
+
+def _reopen_locked(ticket: Ticket, actor, reason: str) -> None:
+    before = ticket.status
     _transition(ticket, "reopen")
     ticket.reopen_count += 1
     ticket.resolved_at = ticket.followed_up_at = ticket.closed_at = None
     _save(ticket)
+    # The call-backs belonged to the resolution that did not hold.
+    ticket.callbacks.filter(state=CallbackState.PENDING).update(state=CallbackState.CANCELLED)
     _record(
         ticket,
         actor,
@@ -595,7 +637,6 @@ def ticket_reopen(
         before={"status": before},
         after={"status": ticket.status, "reopen_count": ticket.reopen_count},
     )
-    return ticket
 
 
 @transaction.atomic
@@ -1521,3 +1562,219 @@ def task_resend(
         task=task,
     )
     return task
+
+
+# --- closing the loop: surveys and call-backs ---------------------------------------------
+
+SURVEY_SALT = "closeloop.survey"
+# An overall score under this reopens the ticket and escalates it to the team lead.
+SURVEY_REOPEN_BELOW = 6
+
+
+def survey_url(survey: Survey) -> str:
+    """The signed, single-use link the customer opens (no login)."""
+    signed = signing.TimestampSigner(salt=SURVEY_SALT).sign(survey.token)
+    return settings.CLOSELOOP_SITE_URL + reverse("public-survey", args=[signed])
+
+
+def _current_survey(ticket: Ticket) -> Survey | None:
+    return ticket.surveys.order_by("-created_at", "-id").first()
+
+
+def _start_closing_loop(ticket: Ticket, actor) -> Survey:
+    """On resolution: the survey link and the agent's call-backs (day 3 and 7 by default)."""
+    now = timezone.now()
+    survey = Survey.objects.create(
+        ticket=ticket,
+        token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + dt.timedelta(days=settings.CLOSELOOP_SURVEY_VALID_DAYS),
+    )
+    calls = FollowUpCall.objects.bulk_create(
+        FollowUpCall(
+            ticket=ticket, day=day, due_at=now + dt.timedelta(days=day), assignee=ticket.assignee
+        )
+        for day in settings.CLOSELOOP_FOLLOWUP_DAYS
+    )
+    _record(
+        ticket,
+        actor,
+        EventKind.SURVEY_SENT,
+        survey_url(survey),
+        after={
+            "survey": survey.pk,
+            "expires_at": _iso(survey.expires_at),
+            "callbacks": [_iso(call.due_at) for call in calls],
+        },
+    )
+    return survey
+
+
+def survey_from_link(signed: str) -> Survey:
+    """The survey behind a link, or a ValidationError that reveals nothing about tickets."""
+    invalid = ValidationError(_("This survey link is invalid or has expired."))
+    try:
+        token = signing.TimestampSigner(salt=SURVEY_SALT).unsign(
+            signed, max_age=dt.timedelta(days=settings.CLOSELOOP_SURVEY_VALID_DAYS)
+        )
+    except signing.BadSignature as exc:  # includes SignatureExpired
+        raise invalid from exc
+    survey = Survey.objects.select_related("ticket").filter(token=token).first()
+    if survey is None or survey.expires_at < timezone.now():
+        raise invalid
+    return survey
+
+
+def _score(data: dict, field: str, low: int, high: int, errors: dict) -> int | None:
+    value = data.get(field)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not low <= number <= high:
+        errors[field] = [_("Choose a score from %(low)s to %(high)s.") % {"low": low, "high": high}]
+        return None
+    return number
+
+
+@transaction.atomic
+def survey_answer(*, link: str, answers: dict) -> Survey:
+    """Record the customer's answer (once). A low overall score reopens the ticket,
+    escalates it to the team lead and tells the lead and the agent."""
+    survey = survey_from_link(link)
+    ticket = _lock(survey.ticket)
+    survey = Survey.objects.select_for_update().get(pk=survey.pk)
+    if survey.is_answered:
+        raise Conflict(_("This survey has already been answered. Thank you!"))
+    errors: dict[str, list[str]] = {}
+    scores = {field: _score(answers, field, 1, 5, errors) for field in Survey.DIMENSIONS}
+    overall = _score(answers, "overall", 0, 10, errors)
+    comment = str(answers.get("comment") or "").strip()
+    if len(comment) > 2000:
+        errors["comment"] = [_("Keep the comment under 2,000 characters.")]
+    if errors:
+        raise ValidationError(errors)
+    for field, value in scores.items():
+        setattr(survey, field, value)
+    survey.overall = overall
+    survey.comment = comment
+    survey.answered_at = timezone.now()
+    survey.save()
+    _record(
+        ticket,
+        None,
+        EventKind.SURVEY_ANSWERED,
+        comment,
+        after={"survey": survey.pk, "overall": overall, **scores},
+    )
+    is_current = _current_survey(ticket).pk == survey.pk
+    if (
+        overall < SURVEY_REOPEN_BELOW
+        and is_current
+        and ticket.status in (Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED)
+    ):
+        _reopen_after_low_score(ticket, survey)
+    return survey
+
+
+def _reopen_after_low_score(ticket: Ticket, survey: Survey) -> None:
+    reason = _("The customer scored %(overall)s/10 in the survey: %(comment)s") % {
+        "overall": survey.overall,
+        "comment": survey.comment or "—",
+    }
+    _reopen_locked(ticket, None, reason)
+    if ticket.escalation_level < 1:
+        ticket.escalation_level = 1
+        _save(ticket)
+        _record(
+            ticket,
+            None,
+            EventKind.ESCALATED,
+            reason,
+            before={"escalation_level": 0},
+            after={"escalation_level": 1},
+        )
+    leads = list(
+        get_user_model().objects.filter(
+            is_active=True, profile__role=Role.SENIOR, profile__department_id=ticket.team_id
+        )
+    )
+    _notify(
+        [*leads, ticket.assignee],
+        ticket=ticket,
+        message=_("%(number)s reopened: the customer scored %(overall)s/10.")
+        % {"number": ticket.number, "overall": survey.overall},
+        url=_ticket_url(ticket),
+    )
+
+
+def _complete_due_callback(ticket: Ticket, actor, outcome: str, note: str) -> FollowUpCall:
+    """Mark the earliest pending call-back done (or record an ad-hoc one)."""
+    now = timezone.now()
+    call = ticket.callbacks.filter(state=CallbackState.PENDING).order_by("due_at", "id").first()
+    if call is None:
+        call = FollowUpCall(ticket=ticket, day=0, due_at=now, assignee=actor)
+    call.attempts += 1
+    call.outcome = outcome
+    call.note = note
+    call.recorded_by = actor
+    call.recorded_at = now
+    call.state = CallbackState.DONE
+    call.save()
+    _record(
+        ticket,
+        actor,
+        EventKind.CALLBACK,
+        note,
+        after={"callback": call.pk, "day": call.day, "outcome": outcome},
+    )
+    return call
+
+
+@transaction.atomic
+def callback_record(
+    *, callback: FollowUpCall | int, actor, outcome: str, note: str
+) -> FollowUpCall:
+    """Record one call-back attempt. Reaching the customer completes it and, while the
+    ticket waits for its follow-up, records the follow-up too."""
+    pk = callback.pk if isinstance(callback, FollowUpCall) else callback
+    ticket_id = FollowUpCall.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+    if ticket_id is None:
+        raise ValidationError(_("No such call-back."))
+    ticket = _lock(Ticket(pk=ticket_id))
+    call = FollowUpCall.objects.select_for_update().get(pk=pk)
+    _require(actor, ticket, "note")
+    if call.state != CallbackState.PENDING:
+        raise Conflict(
+            _("This call-back is already %(state)s.") % {"state": call.get_state_display()}
+        )
+    errors = {}
+    if outcome not in CallbackOutcome.values:
+        errors["outcome"] = [_("Choose how the call went.")]
+    note = (note or "").strip()
+    if outcome == CallbackOutcome.REACHED and not note:
+        errors["note"] = [_("Record what the customer said.")]
+    if len(note) > 5000:
+        errors["note"] = [_("Keep it under 5,000 characters.")]
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    call.attempts += 1
+    call.outcome = outcome
+    call.note = note
+    call.recorded_by = actor
+    call.recorded_at = now
+    if outcome != CallbackOutcome.NO_ANSWER:
+        call.state = CallbackState.DONE
+    call.save()
+    _record(
+        ticket,
+        actor,
+        EventKind.CALLBACK,
+        note or call.get_outcome_display(),
+        after={"callback": call.pk, "day": call.day, "outcome": outcome},
+    )
+    follows_up = outcome == CallbackOutcome.REACHED and ticket.status == Status.RESOLVED
+    if follows_up and policies.action_refusal(actor, ticket, "follow_up") is None:
+        _follow_up_locked(ticket, actor, note)
+    return call

@@ -35,4 +35,6 @@ urlpatterns += [
     path("tasks/<int:pk>/<str:action>/", views.task_action, name="task-action"),
     path("notifications/", views.notifications, name="notifications"),
     path("nav/badges/", views.nav_badges, name="nav-badges"),
+    path("callbacks/", views.callbacks, name="callbacks"),
+    path("callbacks/<int:pk>/record/", views.callback_record, name="callback-record"),
 ]

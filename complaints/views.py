@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -24,7 +25,7 @@ from .forms import (
     TaskReassignForm,
     TaskTextForm,
 )
-from .models import Attachment, Customer, Status
+from .models import Attachment, CallbackOutcome, Customer, FollowUpCall, Status
 
 QUEUE_PAGE_SIZE = 25
 
@@ -80,7 +81,8 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "open_action": next(iter(bound), None),
         "error": error,
         "events": ticket.events.select_related("actor").order_by("-created_at", "-id"),
-        "contacts": ticket.contacts.select_related("channel"),
+        # One contact is the complaint itself (shown from the ticket): no query for it.
+        "contacts": ticket.contacts.select_related("channel") if ticket.contact_count > 1 else None,
         "attachments": ticket.attachments.all(),
         "customer360": selectors.customer_360(ticket.customer),
         "reply_form": bound.get("reply") or ReplyForm(),
@@ -235,6 +237,58 @@ def lookup(request):
     )
 
 
+# --- closing the loop: survey and call-backs -----------------------------------------
+
+
+def _closing_loop_context(ticket) -> dict:
+    if not ticket.resolved_at and not ticket.reopen_count and ticket.status != Status.CLOSED:
+        return {"survey": None, "callbacks": []}  # nothing sent yet: no queries
+    survey = ticket.surveys.order_by("-created_at", "-id").first()
+    return {
+        "survey": survey,
+        "survey_link": services.survey_url(survey) if survey and not survey.is_answered else "",
+        "callbacks": list(
+            ticket.callbacks.select_related("assignee", "recorded_by").order_by("due_at", "id")
+        ),
+        "callback_outcomes": CallbackOutcome.choices,
+    }
+
+
+@login_required
+def callbacks(request):
+    """The call-backs an agent owes customers, oldest due first."""
+    _require_service_staff(request.user)
+    due = selectors.due_callbacks(request.user)
+    return render(
+        request,
+        "complaints/callbacks.html",
+        {"calls": due, "callback_outcomes": CallbackOutcome.choices, "now": timezone.now()},
+    )
+
+
+@login_required
+@require_POST
+def callback_record(request, pk):
+    _require_service_staff(request.user)
+    call = get_object_or_404(FollowUpCall.objects.select_related("ticket"), pk=pk)
+    try:
+        services.callback_record(
+            callback=call.pk,
+            actor=request.user,
+            outcome=request.POST.get("outcome", ""),
+            note=request.POST.get("note", ""),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except (PermissionDenied, services.Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Call-back recorded."))
+    if request.POST.get("next") == "callbacks":
+        return redirect("workspace:callbacks")
+    return redirect("workspace:ticket", number=call.ticket.number)
+
+
 # --- compensation ------------------------------------------------------------------
 
 
@@ -250,6 +304,7 @@ def _collaboration_context(request, ticket, bound, cap) -> dict:
         "can_compensate": can_compensate,
         "cap_exceeded": cap,
         "tasks": selectors.ticket_tasks(ticket),
+        **_closing_loop_context(ticket),
         "can_open_tasks": can_open_tasks,
         "decision_form": DecisionForm(),
         "task_text_form": TaskTextForm(),

@@ -194,6 +194,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 CLOSELOOP_SITE_URL = env_str("CLOSELOOP_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 
+# Closing the loop: the survey link sent on resolution stays valid this many days, and
+# the agent owes the customer call-backs on these days after resolution.
+CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
+CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -138,3 +138,9 @@ def yuan(amount) -> str:
 def can_decide(compensation, user) -> bool:
     """Whether `user` may approve or reject this pending compensation request."""
     return policies.decision_refusal(user, compensation) is None
+
+
+@register.filter
+def get_item(mapping, key):
+    """`mapping[key]` in a template (None when missing)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None

@@ -406,7 +406,11 @@ def test_resolve_with_an_evidence_file_through_the_admin(
     ticket.refresh_from_db()
     assert ticket.status == Status.RESOLVED
     assert ticket.attachments.get().original_name == "签收记录.txt"
-    assert events(ticket)[-2:] == [EventKind.ATTACHMENT, EventKind.RESOLVED]
+    assert events(ticket)[-3:] == [
+        EventKind.ATTACHMENT,
+        EventKind.RESOLVED,
+        EventKind.SURVEY_SENT,
+    ]
 
 
 def test_a_stale_form_is_a_conflict(admin_client, ticket):

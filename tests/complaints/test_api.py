@@ -549,6 +549,8 @@ def test_whole_loop_through_the_api(api_as, agent, ticket):
         "first_response",
         "started",
         "resolved",
+        "survey_sent",
+        "callback",
         "followed_up",
         "closed",
         "reopened",

@@ -50,6 +50,8 @@ def test_full_loop_writes_one_event_per_action(ticket, agent):
         "first_response",
         "started",
         "resolved",
+        "survey_sent",
+        "callback",
         "followed_up",
         "closed",
     ]

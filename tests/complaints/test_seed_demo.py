@@ -385,6 +385,8 @@ def test_agent_takes_a_seeded_ticket_through_the_rest_of_the_loop(seeded):
         "first_response",
         "started",
         "resolved",
+        "survey_sent",
+        "callback",
         "followed_up",
         "closed",
     ]

@@ -28,6 +28,8 @@ class World:
     request: object  # a pending compensation request routed to tier 2
     attachment: object
     customer: object
+    callback: object  # a pending call-back of a resolved ticket
+    survey_link: str
 
 
 def build_world(*, agent, customer, channel, team_a, settings, tmp_path) -> World:
@@ -55,4 +57,18 @@ def build_world(*, agent, customer, channel, team_a, settings, tmp_path) -> Worl
         actor=agent,
         uploaded=SimpleUploadedFile("a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 32),
     )
-    return World(ticket, other, task, other_task, request, attachment, customer)
+    resolved = make_ticket(customer=customer, channel=channel, team=team_a)
+    drive(resolved, agent, "resolved")
+    survey = resolved.surveys.get()
+    link = services.survey_url(survey).rsplit("/survey/", 1)[1].strip("/")
+    return World(
+        ticket,
+        other,
+        task,
+        other_task,
+        request,
+        attachment,
+        customer,
+        resolved.callbacks.order_by("due_at").first(),
+        link,
+    )

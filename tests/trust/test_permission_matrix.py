@@ -55,6 +55,7 @@ MATRIX = {
     "logout": ("post", lambda w, p: "/accounts/logout/", {}, everyone(302)),
     "set_language": ("post", lambda w, p: "/i18n/setlang/", {"language": "en"}, everyone(302)),
     "public-status": ("get", lambda w, p: "/status/", None, everyone(200)),
+    "public-survey": ("get", lambda w, p: f"/survey/{w.survey_link}/", None, everyone(200)),
     "api-schema": ("get", lambda w, p: "/api/schema/", None, everyone(200)),
     "api-docs": ("get", lambda w, p: "/api/docs/", None, everyone(200)),
     "api-token": ("post", lambda w, p: "/api/v1/auth/token/", {}, everyone(400)),
@@ -162,6 +163,19 @@ MATRIX = {
         lambda w, p: "/nav/badges/",
         None,
         staff(200, anonymous=302, log_own=200, log_other=200),
+    ),
+    "workspace:callbacks": (
+        "get",
+        lambda w, p: "/callbacks/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
+    "workspace:callback-record": (
+        "post",
+        lambda w, p: f"/callbacks/{w.callback.pk}/record/",
+        {},
+        # Bad input is a message on the ticket page (302).
+        staff(302, anonymous=302, log_own=403, log_other=403),
     ),
     # --- API --------------------------------------------------------------------------
     "api-ticket-list": (
