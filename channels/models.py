@@ -1,4 +1,7 @@
+import secrets
+
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,6 +20,16 @@ class ChannelKind(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+def new_channel_key() -> str:
+    """Public identifier a channel sends in X-Closeloop-Key (not a secret)."""
+    return "ck_" + secrets.token_hex(16)
+
+
+def new_channel_secret() -> str:
+    """HMAC key shared with the channel; shown once, at creation or rotation."""
+    return secrets.token_urlsafe(32)
+
+
 class Channel(models.Model):
     """One configured inbound channel (a WeChat account, the hotline, a store…)."""
 
@@ -25,6 +38,16 @@ class Channel(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=ChannelKind.choices)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # The key identifies the channel in signed intake requests; the secret signs
+    # them. The signature is an HMAC, so the server needs the secret itself (a hash
+    # would not do); it is never displayed after creation or rotation.
+    key = models.CharField(
+        _("API key"), max_length=40, unique=True, default=new_channel_key, editable=False
+    )
+    secret = models.CharField(
+        _("API secret"), max_length=64, default=new_channel_secret, editable=False
+    )
+    secret_rotated_at = models.DateTimeField(_("secret set at"), default=timezone.now)
 
     class Meta:
         ordering = ["code"]
