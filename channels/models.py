@@ -56,3 +56,67 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AttachmentLink(models.Model):
+    """A file the channel holds (a photo in WeChat, a recording): kept as a reference."""
+
+    ticket = models.ForeignKey(
+        "complaints.Ticket", on_delete=models.PROTECT, related_name="attachment_links"
+    )
+    contact = models.ForeignKey(
+        "complaints.Contact", on_delete=models.PROTECT, related_name="attachment_links"
+    )
+    url = models.URLField(_("URL"), max_length=500)
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("attachment link")
+        verbose_name_plural = _("attachment links")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class IdentityConflict(models.Model):
+    """A contact whose keys belong to two different customers.
+
+    Intake keeps the contact on one customer (chosen by a fixed rule) and leaves
+    the other customer's key where it is; merging the two customers is an explicit
+    admin decision, and this row is what tells the admin to make it.
+    """
+
+    customer = models.ForeignKey(
+        "complaints.Customer",
+        verbose_name=_("chosen customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    other_customer = models.ForeignKey(
+        "complaints.Customer",
+        verbose_name=_("other customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    kind = models.CharField(_("identity kind"), max_length=20)
+    external_key = models.CharField(_("key"), max_length=200)
+    channel = models.ForeignKey(
+        Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="+"
+    )
+    contact = models.ForeignKey(
+        "complaints.Contact",
+        verbose_name=_("contact"),
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("found at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("identity conflict")
+        verbose_name_plural = _("identity conflicts")
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.external_key}"

@@ -156,6 +156,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 CLOSELOOP_SITE_URL = env_str("CLOSELOOP_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 
+# Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a
+# signature stays valid, and the request rate per channel key ("N/second|minute|hour").
+CLOSELOOP_INTAKE_MAX_BYTES = env_int("CLOSELOOP_INTAKE_MAX_KB", 64) * 1024
+CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS = env_int("CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS", 300)
+CLOSELOOP_INTAKE_RATE = env_str("CLOSELOOP_INTAKE_RATE", "6000/minute")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -109,7 +109,7 @@ def admin_client_for_channels(client, admin_user):
     return client
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_migration_gives_existing_channels_distinct_keys():
     executor = MigrationExecutor(connection)
     executor.migrate([("channels", "0001_initial")])
