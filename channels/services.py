@@ -403,3 +403,20 @@ def _closed_ticket_repeated(customer, *, order_no: str, category, now) -> Ticket
         .order_by("-closed_at", "-pk")
         .first()
     )
+
+
+# --- the public web form -----------------------------------------------------------
+
+WEB_CHANNEL_CODE = "web"
+
+
+def web_channel() -> Channel:
+    """The channel of the public complaint form, created the first time it is used."""
+    try:
+        channel, _created = Channel.objects.get_or_create(
+            code=WEB_CHANNEL_CODE, defaults={"name": "网页投诉 Web form", "kind": ChannelKind.WEB}
+        )
+    except IntegrityError:
+        # Two first submissions at once: the other one created it.
+        channel = Channel.objects.get(code=WEB_CHANNEL_CODE)
+    return channel
