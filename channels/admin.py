@@ -3,7 +3,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .models import Channel
+from .models import AttachmentLink, Channel, IdentityConflict, RegisterImport
 
 
 @admin.register(Channel)
@@ -44,3 +44,47 @@ class ChannelAdmin(admin.ModelAdmin):
             % {"code": code, "key": key, "secret": secret},
             messages.WARNING,
         )
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """View-only: these rows are written by the intake services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdentityConflict)
+class IdentityConflictAdmin(RecordAdmin):
+    list_display = ("created_at", "kind", "external_key", "customer", "other_customer", "channel")
+    list_filter = ("kind", "channel")
+    list_select_related = ("customer", "other_customer", "channel")
+    search_fields = ("external_key",)
+
+
+@admin.register(AttachmentLink)
+class AttachmentLinkAdmin(RecordAdmin):
+    list_display = ("created_at", "ticket", "url")
+    list_select_related = ("ticket",)
+    search_fields = ("ticket__number", "url")
+
+
+@admin.register(RegisterImport)
+class RegisterImportAdmin(RecordAdmin):
+    list_display = (
+        "created_at",
+        "uploaded_by",
+        "file_name",
+        "state",
+        "row_count",
+        "error_count",
+        "new_tickets",
+        "joined_tickets",
+    )
+    list_filter = ("state",)
+    list_select_related = ("uploaded_by",)

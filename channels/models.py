@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -120,3 +121,41 @@ class IdentityConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.external_key}"
+
+
+class RegisterImport(models.Model):
+    """One upload of an offline store register: previewed, then imported whole or not at all."""
+
+    class State(models.TextChoices):
+        PREVIEWED = "previewed", _("Checked, waiting for confirmation")
+        IMPORTED = "imported", _("Imported")
+        REFUSED = "refused", _("Refused: nothing imported")
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("uploaded at"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("imported at"), null=True, blank=True)
+    file_name = models.CharField(_("file name"), max_length=200)
+    file = models.FileField(_("file"), upload_to="register_imports/%Y/%m/", max_length=255)
+    state = models.CharField(
+        _("state"), max_length=20, choices=State.choices, default=State.PREVIEWED
+    )
+    row_count = models.PositiveIntegerField(_("rows"), default=0)
+    error_count = models.PositiveIntegerField(_("bad rows"), default=0)
+    new_tickets = models.PositiveIntegerField(_("new tickets"), default=0)
+    joined_tickets = models.PositiveIntegerField(_("contacts on open tickets"), default=0)
+    already_known = models.PositiveIntegerField(_("rows imported before"), default=0)
+    # [{"row": 5, "column": "手机号 Phone", "reason": "…"}, …] in file order.
+    errors = models.JSONField(_("problems"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("store register import")
+        verbose_name_plural = _("store register imports")
+
+    def __str__(self) -> str:
+        return self.file_name

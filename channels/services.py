@@ -200,12 +200,14 @@ def intake_submit(
     category_hint: str = "",
     category: Category | None = None,
     actor=None,
+    extra: dict | None = None,
 ) -> IntakeResult:
     """Take one contact from a channel: a new ticket, or a contact on an existing one.
 
     Idempotent on (channel, external_id): a contact seen before returns its ticket
     and writes nothing. `customer` holds the name and the keys a channel knows
-    (phone, email, wechat_openid, wechat_unionid, app_user_id, weibo_uid).
+    (phone, email, wechat_openid, wechat_unionid, app_user_id, weibo_uid). `extra`
+    (e.g. the store clerk who wrote a register row) goes onto the timeline.
     """
     external_id = (external_id or "").strip()
     if external_id and (replay := _replay(channel, external_id)):
@@ -232,6 +234,7 @@ def intake_submit(
                     category_hint=(category_hint or "").strip()[:60],
                     occurred_at=occurred_at,
                     actor=actor,
+                    extra=extra or {},
                     **data,
                 )
         except IntegrityError:
@@ -253,6 +256,7 @@ def _intake(
     category_hint,
     occurred_at,
     actor,
+    extra,
     external_id,
     subject,
     body,
@@ -295,6 +299,7 @@ def _intake(
                 "external_id": external_id,
                 "contact_count": ticket.contact_count,
                 "within_24h": recontact,
+                **extra,
             },
         )
         created = False
@@ -315,7 +320,7 @@ def _intake(
         ticket.recontact_flagged_at = now if recontact else None
         ticket.save(update_fields=["category", "repeat_of", "recontact_flagged_at"])
         contact = ticket.contacts.get()
-        if repeat_of is not None or recontact or category_hint:
+        if repeat_of is not None or recontact or category_hint or extra:
             _record(
                 ticket,
                 actor,
@@ -326,6 +331,7 @@ def _intake(
                     "within_24h": recontact,
                     "category_hint": category_hint,
                     "category": category.code if category else None,
+                    **extra,
                 },
             )
         created = True
