@@ -153,6 +153,9 @@ def _date(value, today: dt.date) -> tuple[dt.datetime | None, str]:
         moment = timezone.make_aware(moment)
     if timezone.localtime(moment).date() > today:
         return None, _("The date is in the future.")
+    too_old = services.check_occurred_at(moment)
+    if too_old:
+        return None, too_old["occurred_at"][0]
     return moment, ""
 
 

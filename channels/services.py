@@ -85,6 +85,8 @@ REPEAT_WINDOW = dt.timedelta(days=30)
 RECONTACT_WINDOW = dt.timedelta(hours=24)
 # A clock difference the channel may have; later occurred_at values are refused.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# Older contacts are refused: a typo (year 0001) rather than a real complaint.
+MAX_CONTACT_AGE = dt.timedelta(days=2 * 365)
 
 MAX_BODY_CHARS = 10_000
 MAX_ATTACHMENTS = 10
@@ -124,6 +126,18 @@ def category_from_hint(hint: str) -> Category | None:
     )
 
 
+def check_occurred_at(occurred_at: dt.datetime | None) -> dict[str, list[str]]:
+    """Refuse a contact time in the future or implausibly far in the past."""
+    if occurred_at is None:
+        return {}
+    now = timezone.now()
+    if occurred_at > now + CLOCK_SKEW:
+        return {"occurred_at": [_("The contact cannot be in the future.")]}
+    if occurred_at < now - MAX_CONTACT_AGE:
+        return {"occurred_at": [_("The contact is more than two years old; check the date.")]}
+    return {}
+
+
 def _clean(
     *,
     channel: Channel,
@@ -154,8 +168,7 @@ def _clean(
         errors["subject"] = [_("At most %(n)d characters.") % {"n": 200}]
     if len(order_no) > 64:
         errors["order_no"] = [_("At most %(n)d characters.") % {"n": 64}]
-    if occurred_at is not None and occurred_at > timezone.now() + CLOCK_SKEW:
-        errors["occurred_at"] = [_("The contact cannot be in the future.")]
+    errors.update(check_occurred_at(occurred_at))
     urls = [str(u).strip() for u in attachments or ()]
     if len(urls) > MAX_ATTACHMENTS:
         errors["attachments"] = [_("At most %(n)d attachments.") % {"n": MAX_ATTACHMENTS}]

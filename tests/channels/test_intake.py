@@ -270,6 +270,38 @@ def test_a_future_contact_time_is_refused(wechat):
     assert nothing_written()
 
 
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "0001-01-01T00:00:00Z",  # found by probing: the 24 h window overflowed (500)
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1970-01-01T00:00:00Z",
+        12345,
+        [],
+    ],
+)
+def test_impossible_contact_times_are_400(wechat, occurred_at):
+    response = post(wechat, payload(occurred_at=occurred_at))
+    assert response.status_code == 400
+    assert "occurred_at" in response.json()
+    assert nothing_written()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"external_id": "a", "customer": "x", "body": "b"},
+        {"external_id": ["a"], "customer": {"phone": 1380000}, "body": 1},
+        {"external_id": "a", "customer": {"email": "A@B.CO"}, "body": "x", "attachments": "u"},
+        {"external_id": " ", "customer": {"phone": " "}, "body": " "},
+    ],
+)
+def test_wrong_types_are_400(wechat, data):
+    assert post(wechat, data).status_code == 400
+    assert nothing_written()
+
+
 def test_null_characters_are_refused_not_crashing(wechat):
     response = post(wechat, payload(body="快递\u0000没到"))
     assert response.status_code == 400

@@ -136,6 +136,14 @@ def test_missing_text_and_unknown_store_are_reported_per_row(staff, stores):
     assert not Ticket.objects.exists()
 
 
+def test_a_date_years_ago_is_reported(staff, stores):
+    row = good_row(1)
+    row[1] = "2001-01-01"
+    record = upload(staff, xlsx([row]))
+    assert record.errors[0]["column"] == "日期 Date"
+    assert "two years" in record.errors[0]["reason"]
+
+
 def test_a_file_without_the_required_columns_is_refused(staff, stores):
     record = upload(staff, xlsx([good_row(1)], headers=["门店", "日期", "手机号"]))
     assert record.state == RegisterImport.State.REFUSED
