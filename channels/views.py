@@ -63,4 +63,12 @@ def complain(request):
             ticket = result.ticket
             context = {"ticket": ticket, "status_url": status_url(ticket)}
             return render(request, "channels/complain_done.html", context)
+    if "token" in form.errors:
+        # The hidden token was lost or altered: give the page a fresh one so that
+        # sending it again works, and say why it did not go through.
+        data = request.POST.copy()
+        data["token"] = uuid.uuid4().hex
+        form = ComplaintForm(data)
+        form.is_valid()
+        form.add_error(None, _("The form expired. Please check it and send it again."))
     return render(request, TEMPLATE, {"form": form}, status=400)

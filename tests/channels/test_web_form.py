@@ -106,3 +106,13 @@ def test_inactive_web_channel_refuses(client):
     assert response.status_code == 400
     assert "not active" in response.content.decode()
     assert not Ticket.objects.exists()
+
+
+def test_a_lost_token_gets_a_fresh_one_and_a_message(client):
+    response = client.post(URL, form_data(client, token="tampered"))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The form expired" in page
+    fresh = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
+    assert client.post(URL, form_data(client, token=fresh)).status_code == 200
+    assert Ticket.objects.count() == 1
