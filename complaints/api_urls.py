@@ -1,5 +1,7 @@
 from django.urls import path, re_path
 
+from channels.api import IntakeApi
+
 from . import api
 
 # Ticket numbers are letters, digits and dashes (TS20261122-000123); anything else
@@ -10,6 +12,7 @@ ID = r"(?P<id>[0-9]{1,18})"
 
 urlpatterns = [
     path("auth/token/", api.TokenObtainApi.as_view(), name="api-token"),
+    path("intake/", IntakeApi.as_view(), name="api-intake"),
     path("tickets/", api.TicketListApi.as_view(), name="api-ticket-list"),
     re_path(rf"^tickets/{NUMBER}/$", api.TicketDetailApi.as_view(), name="api-ticket-detail"),
     re_path(

@@ -322,6 +322,21 @@ class Ticket(FSMModelMixin, models.Model):
         related_name="merged_tickets",
     )
 
+    # Intake: a new complaint within 30 days of a closed ticket on the same order or
+    # category repeats it (the repeat-complaint rate counts these); a customer who
+    # contacts again within 24 h gets the ticket flagged.
+    repeat_of = models.ForeignKey(
+        "self",
+        verbose_name=_("repeat of"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="repeats",
+    )
+    recontact_flagged_at = models.DateTimeField(
+        _("contacted again within 24 h at"), null=True, blank=True, db_index=True
+    )
+
     objects = TicketQuerySet.as_manager()
 
     class Meta:

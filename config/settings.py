@@ -199,6 +199,16 @@ CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 
+# Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a
+# signature stays valid, and the request rate per channel key ("N/second|minute|hour").
+CLOSELOOP_INTAKE_MAX_BYTES = env_int("CLOSELOOP_INTAKE_MAX_KB", 64) * 1024
+CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS = env_int("CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS", 300)
+CLOSELOOP_INTAKE_RATE = env_str("CLOSELOOP_INTAKE_RATE", "6000/minute")
+
+# Public complaint form (/complain/): submissions per client address per window.
+CLOSELOOP_WEB_FORM_LIMIT = env_int("CLOSELOOP_WEB_FORM_LIMIT", 5)
+CLOSELOOP_WEB_FORM_WINDOW_SECONDS = env_int("CLOSELOOP_WEB_FORM_WINDOW_SECONDS", 3600)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

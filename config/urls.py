@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from channels import views as channel_views
 from complaints import public_views
 
 urlpatterns = [
@@ -12,8 +13,10 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("status/", public_views.status_page, name="public-status"),
     path("survey/<str:link>/", public_views.survey_page, name="public-survey"),
+    path("complain/", channel_views.complain, name="public-complain"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("complaints.api_urls")),
+    path("intake/", include("channels.urls")),
     path("", include("complaints.urls")),
 ]

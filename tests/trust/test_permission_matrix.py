@@ -59,6 +59,40 @@ MATRIX = {
     "api-schema": ("get", lambda w, p: "/api/schema/", None, everyone(200)),
     "api-docs": ("get", lambda w, p: "/api/docs/", None, everyone(200)),
     "api-token": ("post", lambda w, p: "/api/v1/auth/token/", {}, everyone(400)),
+    "public-complain": ("get", lambda w, p: "/complain/", None, everyone(200)),
+    # Channels authenticate by key and signature, never by a user's session.
+    "api-intake": ("post", lambda w, p: "/api/v1/intake/", {}, everyone(401)),
+    # --- offline-store registers and export -------------------------------------------
+    "intake:registers": (
+        "get",
+        lambda w, p: "/intake/registers/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
+    "intake:register-template": (
+        "get",
+        lambda w, p: "/intake/registers/template.xlsx",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
+    "intake:register-detail": (
+        "get",
+        lambda w, p: "/intake/registers/999999/",
+        None,
+        staff(404, anonymous=302, log_own=403, log_other=403),
+    ),
+    "intake:register-confirm": (
+        "post",
+        lambda w, p: "/intake/registers/999999/confirm/",
+        {},
+        staff(404, anonymous=302, log_own=403, log_other=403),
+    ),
+    "intake:tickets-export": (
+        "get",
+        lambda w, p: "/intake/tickets/export/?format=csv",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
     # --- workspace pages ------------------------------------------------------------
     "workspace:queue": (
         "get",
@@ -369,7 +403,11 @@ def test_status(
     )
 
 
-POST_CASES = [name for name, entry in MATRIX.items() if entry[0] == "post"]
+# Signature-authenticated (no cookie to ride on), so CSRF does not apply.
+CSRF_EXEMPT = {"api-intake"}
+POST_CASES = [
+    name for name, entry in MATRIX.items() if entry[0] == "post" and name not in CSRF_EXEMPT
+]
 
 
 @pytest.mark.parametrize("name", POST_CASES)
