@@ -307,6 +307,8 @@ class Ticket(FSMModelMixin, models.Model):
     due_at = models.DateTimeField(_("next deadline"), null=True, blank=True)
 
     escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+    # Set while the ticket waits for the customer: the SLA clocks are paused (sla app).
+    sla_paused_at = models.DateTimeField(_("waiting for the customer since"), null=True, blank=True)
     reopen_count = models.PositiveSmallIntegerField(_("reopen count"), default=0)
     contact_count = models.PositiveIntegerField(_("contacts"), default=1)
     # Bumped by every service write: a form or API call carrying an older version
@@ -566,6 +568,9 @@ class EventKind(models.TextChoices):
     TASK_REASSIGNED = "task_reassigned", _("Task reassigned")
     TASK_REOPENED = "task_reopened", _("Task sent again")
     TASK_CANCELLED = "task_cancelled", _("Task cancelled")
+    SLA_WARNING = "sla_warning", _("SLA warning")
+    SLA_PAUSED = "sla_paused", _("Waiting for the customer")
+    SLA_RESUMED = "sla_resumed", _("Customer answered; SLA resumed")
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
 
 from channels.models import Channel
-from sla.services import ticket_refresh_due_at, ticket_set_deadlines
+from sla import services as sla_services
 
 from . import policies
 from .models import (
@@ -183,7 +183,7 @@ def _transition(ticket: Ticket, name: str) -> None:
 def _save(ticket: Ticket) -> None:
     # The row is locked by _lock(), so a plain increment cannot lose an update.
     ticket.version += 1
-    ticket_refresh_due_at(ticket)
+    sla_services.ticket_sync_clocks(ticket)  # SLA hook: clocks met/restarted/stopped
     ticket.save()
 
 
@@ -237,8 +237,9 @@ def ticket_create(
         team=team,
         created_at=now,
     )
-    ticket_set_deadlines(ticket)
+    sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
     ticket.save()
+    sla_services.ticket_start_clocks(ticket)  # SLA hook: the four stage clocks
     Contact.objects.create(
         ticket=ticket,
         channel=channel,
@@ -301,6 +302,7 @@ def ticket_classify(
     ticket.priority = grade_priority(amount_level=amount_level, impact=impact, urgency=urgency)
     _transition(ticket, "classify")
     ticket.classified_at = timezone.now()
+    sla_services.ticket_retarget_clocks(ticket)  # SLA hook: the policy may change
     _save(ticket)
     after = _classification_snapshot(ticket)
     _record(
