@@ -60,3 +60,106 @@ def ticket_sla_rows(ticket, now: dt.datetime | None = None) -> list[StageRow]:
     now = now or timezone.now()
     clocks = {c.stage: c for c in Clock.objects.filter(ticket_id=ticket.pk)}
     return [_row(clocks[s], now, ticket.is_open) for s in STAGE_ORDER if s in clocks]
+
+
+# --- the SLA report ----------------------------------------------------------------------
+
+
+@dataclass
+class StageRate:
+    stage: str
+    label: str
+    on_time: int
+    late: int
+    pending: int
+
+    @property
+    def decided(self) -> int:
+        return self.on_time + self.late
+
+    @property
+    def rate(self) -> float | None:
+        """Share met within target among clocks already decided (met, or overdue)."""
+        return self.on_time / self.decided * 100 if self.decided else None
+
+
+@dataclass
+class SlaReport:
+    start: dt.datetime
+    end: dt.datetime
+    tickets: int
+    stages: list[StageRate]
+    by_team: list[dict]
+    by_category: list[dict]
+
+
+def _late(now: dt.datetime):
+    from django.db.models import F, Q
+
+    return Q(met_at__gt=F("due_at")) | Q(
+        met_at__isnull=True, paused_at__isnull=True, due_at__lt=now
+    )
+
+
+def sla_report(start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None) -> SlaReport:
+    """Rates and breaches of tickets received in [start, end); four aggregate queries.
+
+    A clock counts as on time when its step happened by the due time, late when it
+    happened after it or is still open past it; clocks still running (or paused) within
+    their time are pending and left out of the rate. Merged tickets are left out.
+    """
+    from django.db.models import Count, F, Q
+
+    from complaints.models import Status, Ticket
+
+    now = now or timezone.now()
+    received = Q(ticket__created_at__gte=start, ticket__created_at__lt=end)
+    clocks = Clock.objects.filter(received).exclude(ticket__status=Status.MERGED)
+    late = _late(now)
+    on_time = Q(met_at__isnull=False, met_at__lte=F("due_at"))
+    rows = {
+        row["stage"]: row
+        for row in clocks.values("stage").annotate(
+            total=Count("id"),
+            on_time=Count("id", filter=on_time),
+            late=Count("id", filter=late),
+        )
+    }
+    stages = []
+    for stage in STAGE_ORDER:
+        row = rows.get(stage, {"total": 0, "on_time": 0, "late": 0})
+        stages.append(
+            StageRate(
+                stage=stage,
+                label=str(Stage(stage).label),
+                on_time=row["on_time"],
+                late=row["late"],
+                pending=row["total"] - row["on_time"] - row["late"],
+            )
+        )
+    breached = clocks.filter(late)
+    by_team = list(
+        breached.values(team=F("ticket__team__name"))
+        .annotate(breaches=Count("id"), tickets=Count("ticket_id", distinct=True))
+        .order_by("-breaches", "team")
+    )
+    by_category = list(
+        breached.values(
+            parent=F("ticket__category__parent__name"), category=F("ticket__category__name")
+        )
+        .annotate(breaches=Count("id"), tickets=Count("ticket_id", distinct=True))
+        .order_by("-breaches", "parent", "category")
+    )
+    tickets = (
+        Ticket.objects.filter(created_at__gte=start, created_at__lt=end)
+        .exclude(status=Status.MERGED)
+        .count()
+    )
+    return SlaReport(
+        start=start,
+        end=end,
+        tickets=tickets,
+        stages=stages,
+        by_team=by_team,
+        by_category=by_category,
+    )

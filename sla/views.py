@@ -3,14 +3,16 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from complaints import policies
 from complaints import selectors as complaint_selectors
 from complaints.services import Conflict
 
-from . import services
+from . import selectors, services
+from .forms import ReportRangeForm
 
 
 def _run(request, number, action, done: str):
@@ -47,3 +49,16 @@ def ticket_resume(request, number):
         lambda t: services.ticket_resume(ticket=t.number, actor=request.user),
         _("The SLA clocks run again."),
     )
+
+
+@login_required
+def report(request):
+    """SLA rates and breaches for a date range (team leads and supervisors)."""
+    if policies.tier_of(request.user) < 2:
+        raise PermissionDenied(_("The SLA report is for team leads and supervisors."))
+    form = ReportRangeForm(request.GET or ReportRangeForm.default_initial())
+    if not form.is_valid():
+        return render(request, "sla/report.html", {"form": form}, status=400)
+    start, end = form.bounds()
+    context = {"form": form, "report": selectors.sla_report(start, end)}
+    return render(request, "sla/report.html", context)
