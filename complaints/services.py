@@ -239,7 +239,7 @@ def ticket_create(
     )
     sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
     ticket.save()
-    sla_services.ticket_start_clocks(ticket)  # SLA hook: the four stage clocks
+    sla_services.on_ticket_created(ticket)  # SLA hook: stage clocks, risk signals
     Contact.objects.create(
         ticket=ticket,
         channel=channel,
@@ -302,7 +302,7 @@ def ticket_classify(
     ticket.priority = grade_priority(amount_level=amount_level, impact=impact, urgency=urgency)
     _transition(ticket, "classify")
     ticket.classified_at = timezone.now()
-    sla_services.ticket_retarget_clocks(ticket)  # SLA hook: the policy may change
+    sla_services.on_ticket_classified(ticket)  # SLA hook: policy, risk signals
     _save(ticket)
     after = _classification_snapshot(ticket)
     _record(

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from complaints.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 from . import services
-from .models import Clock, SlaPolicy, SlaPolicyVersion
+from .models import Clock, RiskAlert, RiskSettings, SlaPolicy, SlaPolicyVersion
 
 
 class VersionInline(ReadOnlyInline):
@@ -84,3 +84,23 @@ class ClockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("ticket",)
     search_fields = ("ticket__number",)
     raw_id_fields = ("ticket", "policy_version")
+
+
+@admin.register(RiskSettings)
+class RiskSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "updated_at")
+
+    def has_add_permission(self, request):
+        # One row of settings: add it once, then edit it.
+        return super().has_add_permission(request) and not RiskSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RiskAlert)
+class RiskAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "kind", "severity", "ticket", "customer", "acknowledged_at")
+    list_filter = ("kind", "severity")
+    list_select_related = ("ticket", "customer")
+    search_fields = ("ticket__number",)

@@ -7,6 +7,7 @@ editing a policy never moves the deadlines of tickets already running.
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -245,3 +246,143 @@ class Clock(models.Model):
         if self.met_at is not None:
             return self.met_at > self.due_at
         return self.paused_at is None and self.due_at < (now or timezone.now())
+
+
+# --- risk signals ----------------------------------------------------------------------
+
+
+class RiskKind(models.TextChoices):
+    REPEAT_CONTACT = "repeat_contact", _("Customer contacted again within 24 h")
+    FIRST_RESPONSE_OVERDUE = "first_response_overdue", _("First response overdue")
+    SOLUTION_OVERDUE = "solution_overdue", _("Solution or closure overdue")
+    LOW_SATISFACTION = "low_satisfaction", _("Low satisfaction score")
+    MEDIA_WORDS = "media_words", _("Media or regulator mentioned")
+    REPEAT_COMPLAINT = "repeat_complaint", _("Repeat complaint within 30 days")
+    COMPENSATION_ABOVE_CEILING = "compensation_ceiling", _("Compensation request above the ceiling")
+    TASK_UNCLAIMED = "task_unclaimed", _("Collaboration task unclaimed past its deadline")
+    REASSIGNED = "reassigned", _("Passed around: assigned 3+ times")
+    MANY_DEPARTMENTS = "many_departments", _("Three or more departments involved")
+    VIP = "vip", _("VIP customer")
+    CATEGORY_SPIKE = "category_spike", _("Category volume spike")
+
+
+class Severity(models.IntegerChoices):
+    LOW = 1, _("Low")
+    MEDIUM = 2, _("Medium")
+    HIGH = 3, _("High")
+
+
+DEFAULT_MEDIA_WORDS = "媒体\n曝光\n记者\n消协\n12315\n黑猫\n律师\n起诉\n投诉到"
+
+
+class RiskSettings(models.Model):
+    """Thresholds and word lists of the risk signals (one row, edited in the admin)."""
+
+    repeat_contact_hours = models.PositiveSmallIntegerField(
+        _("contact again within (hours)"), default=24, validators=[MinValueValidator(1)]
+    )
+    repeat_complaint_days = models.PositiveSmallIntegerField(
+        _("repeat complaint within (days)"), default=30, validators=[MinValueValidator(1)]
+    )
+    media_words = models.TextField(
+        _("media and regulator words"),
+        default=DEFAULT_MEDIA_WORDS,
+        help_text=_("One word or phrase per line (commas work too)."),
+    )
+    compensation_ceiling = models.DecimalField(
+        _("compensation request ceiling (CNY)"),
+        max_digits=10,
+        decimal_places=2,
+        default=100,
+        validators=[MinValueValidator(0)],
+        help_text=_("A request for more than this raises an alert."),
+    )
+    assignment_count = models.PositiveSmallIntegerField(
+        _("assignments before an alert"),
+        default=3,
+        validators=[MinValueValidator(2)],
+        help_text=_(
+            "A ticket assigned this many times (the first included) is being passed around."
+        ),
+    )
+    department_count = models.PositiveSmallIntegerField(
+        _("departments before an alert"), default=3, validators=[MinValueValidator(2)]
+    )
+    vip_min_level = models.PositiveSmallIntegerField(
+        _("VIP from level"), default=1, validators=[MinValueValidator(1)]
+    )
+    spike_factor = models.DecimalField(
+        _("spike factor"),
+        max_digits=5,
+        decimal_places=2,
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text=_("Today's count above this many times the trailing daily average is a spike."),
+    )
+    spike_min_count = models.PositiveSmallIntegerField(
+        _("spike minimum tickets today"), default=5, validators=[MinValueValidator(1)]
+    )
+    spike_trailing_days = models.PositiveSmallIntegerField(
+        _("spike trailing days"),
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(90)],
+    )
+    satisfaction_below = models.PositiveSmallIntegerField(
+        _("satisfaction alert below"), default=6, validators=[MaxValueValidator(10)]
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("risk settings")
+        verbose_name_plural = _("risk settings")
+
+    def __str__(self) -> str:
+        return str(_("Risk settings"))
+
+    @classmethod
+    def load(cls) -> "RiskSettings":
+        """The saved settings, or the defaults when an admin has not saved any yet."""
+        return cls.objects.order_by("pk").first() or cls()
+
+    def words(self) -> list[str]:
+        raw = self.media_words.replace(",", "\n").replace("，", "\n")
+        return [w.strip() for w in raw.splitlines() if w.strip()]
+
+
+class RiskAlert(models.Model):
+    """One risk signal on one ticket; each kind fires once per ticket."""
+
+    ticket = models.ForeignKey(
+        "complaints.Ticket", on_delete=models.CASCADE, related_name="risk_alerts"
+    )
+    customer = models.ForeignKey(
+        "complaints.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    kind = models.CharField(_("kind"), max_length=30, choices=RiskKind.choices)
+    severity = models.PositiveSmallIntegerField(_("severity"), choices=Severity.choices)
+    message = models.CharField(_("message"), max_length=300)
+    created_at = models.DateTimeField(_("raised at"), default=timezone.now)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("acknowledged by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("risk alert")
+        verbose_name_plural = _("risk alerts")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "kind"], name="uniq_risk_alert_ticket_kind")
+        ]
+        indexes = [models.Index(fields=["acknowledged_at", "-created_at"], name="risk_board")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind}"

@@ -5,15 +5,16 @@ within 24 h, solution within 72 h, closure within 5 days, all from receipt. Admi
 refine them per priority (and category or channel) with versioned `SlaPolicy` rows.
 
 How the pieces meet the ticket services (complaints/services.py):
-- `ticket_plan_clocks` / `ticket_start_clocks` run in `ticket_create` (before and
-  after the first save) and start all four clocks at receipt;
+- `ticket_plan_clocks` / `on_ticket_created` run in `ticket_create` (before and
+  after the first save), start all four clocks at receipt and raise the risk
+  signals of a new ticket (sla/risks.py);
 - `ticket_sync_clocks` runs in `_save`, i.e. on every ticket write under the ticket's
   row lock: it marks a clock met when its step happened (first response, assignment,
   resolution, closure), restarts the solution and closure clocks after a reopen,
   stops everything on merge, and copies the deadlines onto the ticket's indexed
   columns (`due_at` is the queue's sort key);
-- `ticket_retarget_clocks` runs in `ticket_classify`, when priority and category
-  become known and the policy may change.
+- `on_ticket_classified` runs in `ticket_classify`, when priority and category
+  become known and the policy may change (and repeat/spike signals can be checked).
 Clock rows are only written while the ticket row is locked, by those hooks, by
 pause/resume and by the sweep, so the ticket lock is the one lock to take.
 """
@@ -31,6 +32,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from . import risks
 from .calendars import add_business_time, business_time_between
 from .models import STAGE_ORDER, Clock, SlaPolicy, SlaPolicyVersion, Stage, WarningLevel
 
@@ -247,6 +249,18 @@ def ticket_plan_clocks(ticket) -> None:
     clocks = {stage: _new_clock(ticket, stage, version, ticket.created_at) for stage in STAGE_ORDER}
     ticket._sla_new_clocks = clocks
     _copy_deadlines(ticket, clocks)
+
+
+def on_ticket_created(ticket) -> None:
+    """After a new ticket's first save: its clocks, and the signals of its receipt."""
+    ticket_start_clocks(ticket)
+    risks.on_ticket_created(ticket)
+
+
+def on_ticket_classified(ticket) -> None:
+    """On (re)classification, before the save: the fitting policy, repeat and spike signals."""
+    ticket_retarget_clocks(ticket)
+    risks.on_ticket_classified(ticket)
 
 
 def ticket_start_clocks(ticket) -> None:
@@ -506,6 +520,7 @@ def _advance(ticket, clock: Clock, now: dt.datetime) -> int:
             clock.warned_level = reached
             if reached == WarningLevel.BREACH:
                 clock.breached_at = clock.due_at
+                risks.on_breach(ticket, clock.stage)
         _replan(clock, terms)
     clock.save(update_fields=["warned_level", "breached_at", "next_check_at", "due_at"])
     return told

@@ -2,7 +2,7 @@
 
 from django.core.mail import send_mail
 
-from . import services
+from . import risks, services
 
 
 def sweep():
@@ -19,3 +19,8 @@ def sweep():
 def send_email(subject: str, body: str, to: list[str]) -> int:
     """One SLA warning by e-mail, queued after the warning's transaction committed."""
     return send_mail(subject, body, None, to, fail_silently=False)
+
+
+def risk_scan():
+    """Run every five minutes by the `sla-risk-scan` schedule."""
+    risks.scan()

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -11,8 +12,9 @@ from complaints import policies
 from complaints import selectors as complaint_selectors
 from complaints.services import Conflict
 
-from . import selectors, services
+from . import risks, selectors, services
 from .forms import ReportRangeForm
+from .models import RiskKind
 
 
 def _run(request, number, action, done: str):
@@ -62,3 +64,39 @@ def report(request):
     start, end = form.bounds()
     context = {"form": form, "report": selectors.sla_report(start, end)}
     return render(request, "sla/report.html", context)
+
+
+RISK_TABS = ("open", "acknowledged")
+
+
+@login_required
+def risk_board(request):
+    """Risk alerts for team leads and supervisors, newest first; acknowledge to take them on."""
+    if policies.tier_of(request.user) < 2:
+        raise PermissionDenied(_("The risk board is for team leads and supervisors."))
+    tab = request.GET.get("tab", "open")
+    if tab not in RISK_TABS:
+        tab = "open"
+    kind = request.GET.get("kind", "")
+    alerts = risks.visible_alerts(request.user).filter(acknowledged_at__isnull=(tab == "open"))
+    if kind in RiskKind.values:
+        alerts = alerts.filter(kind=kind)
+    else:
+        kind = ""
+    page = Paginator(alerts.order_by("-created_at", "-id"), 50).get_page(request.GET.get("page"))
+    context = {"tab": tab, "kind": kind, "kinds": RiskKind.choices, "page": page}
+    return render(request, "sla/risk_board.html", context)
+
+
+@login_required
+@require_POST
+def risk_acknowledge(request, pk):
+    try:
+        risks.acknowledge(alert=pk, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except (PermissionDenied, Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Alert acknowledged."))
+    return redirect("sla:risks")

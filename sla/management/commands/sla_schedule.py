@@ -3,25 +3,34 @@
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-SWEEP_SCHEDULE = "sla-sweep"
+# name: (task, every so many minutes)
+SCHEDULES = {
+    "sla-sweep": ("sla.tasks.sweep", 1),
+    "sla-risk-scan": ("sla.tasks.risk_scan", 5),
+}
 
 
-def ensure_sweep_schedule() -> tuple[Schedule, bool]:
-    return Schedule.objects.update_or_create(
-        name=SWEEP_SCHEDULE,
-        defaults={
-            "func": "sla.tasks.sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+def ensure_schedules() -> list[tuple[Schedule, bool]]:
+    return [
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+        for name, (func, minutes) in SCHEDULES.items()
+    ]
 
 
 class Command(BaseCommand):
-    help = "Create (or repair) the every-minute SLA sweep schedule; safe to run repeatedly."
+    help = "Create (or repair) the SLA sweep and risk-scan schedules; safe to run repeatedly."
 
     def handle(self, *args, **options):
-        schedule, created = ensure_sweep_schedule()
-        verb = "Created" if created else "Kept"
-        self.stdout.write(f"{verb} schedule {schedule.name!r}: {schedule.func} every minute")
+        for schedule, created in ensure_schedules():
+            verb = "Created" if created else "Kept"
+            self.stdout.write(
+                f"{verb} schedule {schedule.name!r}: {schedule.func} every {schedule.minutes} min"
+            )
