@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py sla_backfill
 	$(PY) manage.py sla_schedule
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \

@@ -589,3 +589,61 @@ def sweep(*, now: dt.datetime | None = None, batch_size: int = 200, max_batches:
                 result.tickets += 1
                 result.notified += told
     return result
+
+
+# --- backfill ----------------------------------------------------------------------------
+
+
+def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+    """Give clocks to tickets that have none (bulk-loaded demo data, rows from before the
+    SLA engine); return how many tickets got them.
+
+    Stages already done are met at their step times; warnings a running clock would
+    already have reached are marked as sent without sending them, so a first sweep after
+    a backfill does not flood everyone with old news. Idempotent; meant for set-up time
+    (`make run` calls it before the workers start), not for a busy system.
+    """
+    from complaints.models import Status, Ticket
+
+    now = now or timezone.now()
+    versions: dict[tuple, SlaPolicyVersion | None] = {}
+    done = 0
+    while True:
+        batch = list(
+            Ticket.objects.exclude(status=Status.MERGED)
+            .filter(sla_clocks__isnull=True)
+            .select_related("category__parent")
+            .order_by("pk")[:batch_size]
+        )
+        if not batch:
+            return done
+        new_clocks = []
+        for ticket in batch:
+            key = (ticket.priority, ticket.category_id, ticket.channel_id)
+            if key not in versions:
+                versions[key] = policy_for_ticket(ticket)
+            clocks = {}
+            for stage in STAGE_ORDER:
+                clock = _new_clock(ticket, stage, versions[key], ticket.created_at)
+                terms = _terms(clock.policy_version)
+                met = getattr(ticket, MET_BY[stage])
+                if met is not None:
+                    clock.met_at = met
+                    if met > clock.due_at:
+                        clock.breached_at = clock.due_at
+                elif ticket.is_open:
+                    clock.warned_level = _level_reached(clock, terms, now)
+                    if clock.warned_level == WarningLevel.BREACH:
+                        clock.breached_at = clock.due_at
+                _replan(clock, terms)
+                if not ticket.is_open:
+                    clock.next_check_at = None
+                clocks[stage] = clock
+            _copy_deadlines(ticket, clocks)
+            new_clocks.extend(clocks.values())
+        with transaction.atomic():
+            Clock.objects.bulk_create(new_clocks, ignore_conflicts=True)
+            Ticket.objects.bulk_update(
+                batch, ["first_response_due_at", "resolve_due_at", "close_due_at", "due_at"]
+            )
+        done += len(batch)

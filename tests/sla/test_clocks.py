@@ -244,3 +244,27 @@ def test_pause_refusals(ticket, agent, agent2, outsider):
         sla.ticket_pause(ticket=ticket.number, actor=agent, reason="again")
     with pytest.raises(ValidationError):
         sla.ticket_pause(ticket="TS-NOPE", actor=agent, reason="x")
+
+
+def test_backfill_gives_clock_less_tickets_their_clocks_without_old_warnings(
+    clock_at, ticket, agent, customer, channel, team_a
+):
+    from django.core.management import call_command
+
+    from sla.models import WarningLevel
+
+    done = make_ticket(customer=customer, channel=channel, team=team_a)
+    drive(done, agent, "closed")
+    Clock.objects.all().delete()
+    clock_at.move_to(T0 + 5 * H)
+    call_command("sla_backfill")
+    call_command("sla_backfill")  # idempotent
+    assert Clock.objects.count() == 8
+    running = clocks(ticket)["first_response"]
+    assert running.warned_level == WarningLevel.BREACH and running.breached_at == T0 + 4 * H
+    assert clocks(ticket)["solution"].next_check_at == T0 + 36 * H
+    assert all(c.met_at is not None for c in clocks(done).values())
+    assert all(c.next_check_at is None for c in clocks(done).values())
+    assert sla.sweep().notified == 0  # nothing old is sent
+    ticket.refresh_from_db()
+    assert ticket.due_at == T0 + 4 * H
