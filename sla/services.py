@@ -450,7 +450,10 @@ def _recipients(ticket, levels) -> list:
         wanted |= Q(profile__role=Role.SENIOR, profile__department_id=ticket.team_id)
     if 3 in levels:
         wanted |= Q(profile__role=Role.SUPERVISOR)
-    return list(get_user_model().objects.filter(wanted, is_active=True).order_by("pk"))
+    users = get_user_model().objects.filter(is_active=True).order_by("pk")
+    found = list(users.filter(wanted))
+    # Nobody in line (no assignee, no team, no lead): a warning must still reach someone.
+    return found or list(users.filter(profile__role=Role.SUPERVISOR))
 
 
 def _warning_message(ticket, clock: Clock, level: int) -> str:

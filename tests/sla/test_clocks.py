@@ -268,3 +268,45 @@ def test_backfill_gives_clock_less_tickets_their_clocks_without_old_warnings(
     assert sla.sweep().notified == 0  # nothing old is sent
     ticket.refresh_from_db()
     assert ticket.due_at == T0 + 4 * H
+
+
+def test_admin_edit_publishes_a_new_version(admin_user, client):
+    from django.urls import reverse
+
+    policy = p3_policy()
+    client.force_login(admin_user)
+    url = reverse("admin:sla_slapolicy_change", args=[policy.pk])
+    assert client.get(url).status_code == 200
+    data = {
+        "name": policy.name,
+        "priority": policy.priority,
+        "is_active": "on",
+        "first_response_minutes": 60,
+        "assessment_minutes": policy.assessment_minutes,
+        "solution_minutes": policy.solution_minutes,
+        "closure_minutes": policy.closure_minutes,
+        "warn_1_percent": 50,
+        "warn_2_percent": 75,
+        "warn_3_percent": 90,
+        "calendar": "business",
+        "work_start": "09:00",
+        "work_end": "18:00",
+        "chinese_holidays": "on",
+        # The read-only versions inline still sends its management form.
+        "versions-TOTAL_FORMS": 1,
+        "versions-INITIAL_FORMS": 1,
+        "versions-MIN_NUM_FORMS": 0,
+        "versions-MAX_NUM_FORMS": 1000,
+        "versions-0-id": policy.current_version.pk,
+        "versions-0-policy": policy.pk,
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert policy.current_version.number == 2
+    assert policy.current_version.first_response_minutes == 60
+    assert policy.current_version.calendar == "business"
+    bad = {**data, "warn_1_percent": 95}
+    assert client.post(url, bad).status_code == 200  # the form shows the error
+    policy.refresh_from_db()
+    assert policy.current_version.number == 2

@@ -170,3 +170,37 @@ def test_every_stage_warns_at_its_own_target(clock_at, ticket, agent, senior, st
     sla.sweep()
     clock = Clock.objects.get(ticket=ticket, stage=stage)
     assert clock.warned_level == 4 and clock.breached_at == T0 + targets[stage] * H
+
+
+def test_a_warning_nobody_is_in_line_for_goes_to_the_supervisors(
+    clock_at, supervisor, customer, channel
+):
+    from tests.factories import make_ticket
+
+    orphan = make_ticket(customer=customer, channel=channel, team=None)
+    clock_at.move_to(T0 + 2 * H)
+    sla.sweep()
+    assert counts(orphan, supervisor) == [1]
+
+
+def test_a_failing_ticket_does_not_stop_the_sweep_and_stays_due(
+    clock_at, agent, senior, customer, channel, team_a
+):
+    from tests.factories import make_ticket
+
+    broken, fine = (make_ticket(customer=customer, channel=channel, team=team_a) for _ in "ab")
+    clock_at.move_to(T0 + 2 * H)
+    real_advance = sla._advance
+
+    def advance(ticket, clock, now):
+        if ticket.pk == broken.pk:
+            raise RuntimeError("worker crashed")
+        return real_advance(ticket, clock, now)
+
+    with mock.patch("sla.services._advance", advance):
+        result = sla.sweep()
+    assert result.failed == 1 and result.tickets == 1
+    assert counts(fine, senior) == [1] and counts(broken, senior) == [0]
+    assert first_response(broken).next_check_at == T0 + 2 * H  # still due
+    sla.sweep()
+    assert counts(broken, senior) == [1] and counts(fine, senior) == [1]
