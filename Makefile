@@ -15,11 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Migrates, loads the demo data (idempotent), then runs the web server and a
-# django-q2 worker side by side; Ctrl-C stops both.
+# Migrates, loads the demo data (idempotent), gives it SLA clocks and schedules the
+# SLA sweep, then runs the web server and a django-q2 worker side by side; Ctrl-C
+# stops both.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py sla_backfill
+	$(PY) manage.py sla_schedule
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver $(HOST):$(PORT)

@@ -17,7 +17,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
 from complaints.models import OPEN_STATUSES, Category, Contact, EventKind, Status, Ticket
-from complaints.services import _record, ticket_create
+from complaints.services import _notify, _record, _ticket_url, ticket_create
+from sla import risks
 
 from .identity import CustomerKeys, customer_keys, resolve_customer
 from .models import AttachmentLink, Channel, ChannelKind, IdentityConflict, new_channel_secret
@@ -315,6 +316,14 @@ def _intake(
                 **extra,
             },
         )
+        _notify(
+            [ticket.assignee],
+            ticket=ticket,
+            message=_("%(number)s: the customer got in touch again (%(channel)s).")
+            % {"number": ticket.number, "channel": channel.name},
+            url=_ticket_url(ticket),
+        )
+        risks.on_contact(ticket, contact)  # media words, repeated contact
         created = False
     else:
         repeat_of = _closed_ticket_repeated(customer, order_no=order_no, category=category, now=now)

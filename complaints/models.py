@@ -308,6 +308,8 @@ class Ticket(FSMModelMixin, models.Model):
     due_at = models.DateTimeField(_("next deadline"), null=True, blank=True)
 
     escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+    # Set while the ticket waits for the customer: the SLA clocks are paused (sla app).
+    sla_paused_at = models.DateTimeField(_("waiting for the customer since"), null=True, blank=True)
     reopen_count = models.PositiveSmallIntegerField(_("reopen count"), default=0)
     contact_count = models.PositiveIntegerField(_("contacts"), default=1)
     # Bumped by every service write: a form or API call carrying an older version
@@ -589,6 +591,9 @@ class EventKind(models.TextChoices):
     SURVEY_SENT = "survey_sent", _("Satisfaction survey sent")
     SURVEY_ANSWERED = "survey_answered", _("Satisfaction survey answered")
     CALLBACK = "callback", _("Call-back recorded")
+    SLA_WARNING = "sla_warning", _("SLA warning")
+    SLA_PAUSED = "sla_paused", _("Waiting for the customer")
+    SLA_RESUMED = "sla_resumed", _("Customer answered; SLA resumed")
 
 
 class AppendOnlyQuerySet(models.QuerySet):

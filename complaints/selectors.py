@@ -125,9 +125,7 @@ class Customer360:
 
 
 def customer_360(
-    customer: Customer,
-    *,
-    limit: int = 50,
+    customer: Customer, *, limit: int = 50, compensation_total: Decimal | None = None
 ) -> Customer360:
     """Everything about a customer in one view: tickets on every channel and what was promised."""
     tickets = list(
@@ -142,7 +140,11 @@ def customer_360(
         open_count=sum(1 for t in tickets if t.status in OPEN_STATUSES),
         promises=promises,
         identities=list(customer.identities.all()),
-        compensation_total=customer_compensation_total(customer),
+        compensation_total=(
+            customer_compensation_total(customer)
+            if compensation_total is None
+            else compensation_total
+        ),
     )
 
 
@@ -192,6 +194,27 @@ def ticket_compensations(ticket: Ticket) -> tuple[list[Compensation], Decimal]:
     )
     total = sum((c.amount for c in rows if c.state in PAID_COMPENSATION_STATES), Decimal("0.00"))
     return rows, total
+
+
+def ticket_page_compensations(ticket: Ticket) -> tuple[list[Compensation], Decimal, Decimal]:
+    """For the ticket page, in one query: the ticket's rows, its total and the customer's
+    total over all their tickets (granted plus approved)."""
+    rows = list(
+        Compensation.objects.filter(ticket__customer_id=ticket.customer_id)
+        .select_related("requested_by", "decided_by")
+        .order_by("created_at", "id")
+    )
+    mine = [c for c in rows if c.ticket_id == ticket.pk]
+    for compensation in mine:
+        compensation.ticket = ticket
+    paid = Decimal("0.00")
+    customer_paid = Decimal("0.00")
+    for c in rows:
+        if c.state in PAID_COMPENSATION_STATES:
+            customer_paid += c.amount
+            if c.ticket_id == ticket.pk:
+                paid += c.amount
+    return mine, paid, customer_paid
 
 
 def customer_compensation_total(customer: Customer) -> Decimal:

@@ -25,7 +25,8 @@ from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
 
 from channels.models import Channel
-from sla.services import ticket_refresh_due_at, ticket_set_deadlines
+from sla import risks as sla_risks
+from sla import services as sla_services
 
 from . import policies
 from .models import (
@@ -190,7 +191,7 @@ def _transition(ticket: Ticket, name: str) -> None:
 def _save(ticket: Ticket) -> None:
     # The row is locked by _lock(), so a plain increment cannot lose an update.
     ticket.version += 1
-    ticket_refresh_due_at(ticket)
+    sla_services.ticket_sync_clocks(ticket)  # SLA hook: clocks met/restarted/stopped
     ticket.save()
 
 
@@ -244,8 +245,9 @@ def ticket_create(
         team=team,
         created_at=now,
     )
-    ticket_set_deadlines(ticket)
+    sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
     ticket.save()
+    sla_services.on_ticket_created(ticket)  # SLA hook: stage clocks, risk signals
     Contact.objects.create(
         ticket=ticket,
         channel=channel,
@@ -308,6 +310,7 @@ def ticket_classify(
     ticket.priority = grade_priority(amount_level=amount_level, impact=impact, urgency=urgency)
     _transition(ticket, "classify")
     ticket.classified_at = timezone.now()
+    sla_services.on_ticket_classified(ticket)  # SLA hook: policy, risk signals
     _save(ticket)
     after = _classification_snapshot(ticket)
     _record(
@@ -1667,6 +1670,7 @@ def survey_answer(*, link: str, answers: dict) -> Survey:
         comment,
         after={"survey": survey.pk, "overall": overall, **scores},
     )
+    sla_risks.on_satisfaction(ticket, overall)  # risk signal: satisfaction under 6
     is_current = _current_survey(ticket).pk == survey.pk
     if (
         overall < SURVEY_REOPEN_BELOW

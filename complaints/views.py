@@ -25,7 +25,7 @@ from .forms import (
     TaskReassignForm,
     TaskTextForm,
 )
-from .models import Attachment, CallbackOutcome, Customer, FollowUpCall, Status
+from .models import Attachment, CallbackOutcome, Customer, EventKind, FollowUpCall, Status
 
 QUEUE_PAGE_SIZE = 25
 
@@ -74,21 +74,28 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         escalate = TRANSITION_FORMS["escalate"](ticket=ticket, actor=request.user)
     else:
         escalate = bound.get("escalate")
+    events = list(ticket.events.select_related("actor").order_by("-created_at", "-id"))
+    has_attachments = any(e.kind == EventKind.ATTACHMENT for e in events)
+    compensation = _compensation_context(request, ticket, bound, cap)
     return {
         "ticket": ticket,
         "action_forms": action_forms,
         "escalate_form": escalate,
         "open_action": next(iter(bound), None),
         "error": error,
-        "events": ticket.events.select_related("actor").order_by("-created_at", "-id"),
+        "events": events,
         # One contact is the complaint itself (shown from the ticket): no query for it.
         "contacts": ticket.contacts.select_related("channel") if ticket.contact_count > 1 else None,
-        "attachments": ticket.attachments.all(),
-        "customer360": selectors.customer_360(ticket.customer),
+        # Every file lands on the timeline, so without such an event there is none to load.
+        "attachments": ticket.attachments.all() if has_attachments else [],
+        "customer360": selectors.customer_360(
+            ticket.customer, compensation_total=compensation["customer_total"]
+        ),
         "reply_form": bound.get("reply") or ReplyForm(),
         "attachment_form": bound.get("attachment") or AttachmentForm(),
         "status_url": services.status_url(ticket),
-        **_collaboration_context(request, ticket, bound, cap),
+        **compensation,
+        **_collaboration_context(request, ticket, bound),
     }
 
 
@@ -292,22 +299,16 @@ def callback_record(request, pk):
 # --- compensation ------------------------------------------------------------------
 
 
-def _collaboration_context(request, ticket, bound, cap) -> dict:
-    """Compensation and collaboration-task panels of the ticket page."""
+def _compensation_context(request, ticket, bound, cap) -> dict:
     user = request.user
-    compensations, total = selectors.ticket_compensations(ticket)
+    compensations, total, customer_total = selectors.ticket_page_compensations(ticket)
     can_compensate = ticket.is_open and policies.compensation_refusal(user, ticket) is None
-    can_open_tasks = ticket.is_open and policies.task_open_refusal(user, ticket) is None
     context = {
         "compensations": compensations,
         "compensation_total": total,
+        "customer_total": customer_total,
         "can_compensate": can_compensate,
         "cap_exceeded": cap,
-        "tasks": selectors.ticket_tasks(ticket),
-        **_closing_loop_context(ticket),
-        "can_open_tasks": can_open_tasks,
-        "decision_form": DecisionForm(),
-        "task_text_form": TaskTextForm(),
     }
     if can_compensate:
         limits = services.compensation_limits()
@@ -317,6 +318,19 @@ def _collaboration_context(request, ticket, bound, cap) -> dict:
         )
         context["own_limit"] = own
         context["own_remaining"] = max(own - total, 0) if own is not None else None
+    return context
+
+
+def _collaboration_context(request, ticket, bound) -> dict:
+    """The collaboration-task panel of the ticket page."""
+    can_open_tasks = ticket.is_open and policies.task_open_refusal(request.user, ticket) is None
+    context = {
+        "tasks": selectors.ticket_tasks(ticket),
+        **_closing_loop_context(ticket),
+        "can_open_tasks": can_open_tasks,
+        "decision_form": DecisionForm(),
+        "task_text_form": TaskTextForm(),
+    }
     if can_open_tasks:
         context["task_form"] = bound.get("tasks") or TaskOpenForm(
             departments=selectors.collaborating_departments()

@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("complaints.api_urls")),
     path("intake/", include("channels.urls")),
+    path("", include("sla.urls")),
     path("", include("complaints.urls")),
 ]

@@ -15,6 +15,7 @@ from django.utils import timezone, translation
 from complaints import services
 from complaints.models import Department, Impact, Level, Role
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
+from sla.seeds import ensure_default_policies
 from tests.factories import (
     ChannelFactory,
     CustomerFactory,
@@ -54,6 +55,7 @@ def reference_data(db):
     # Transactional tests flush the tables the data migration filled; put them back.
     ensure_reference_data()
     ensure_collaboration_defaults()
+    ensure_default_policies()
 
 
 @pytest.fixture

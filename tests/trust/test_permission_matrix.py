@@ -211,6 +211,39 @@ MATRIX = {
         # Bad input is a message on the ticket page (302).
         staff(302, anonymous=302, log_own=403, log_other=403),
     ),
+    # --- SLA -----------------------------------------------------------------------------
+    "sla:report": (
+        "get",
+        lambda w, p: "/reports/sla/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403, agent=403),
+    ),
+    "sla:risks": (
+        "get",
+        lambda w, p: "/reports/risks/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403, agent=403),
+    ),
+    "sla:risk-acknowledge": (
+        "post",
+        lambda w, p: "/reports/risks/999999/acknowledge/",
+        {},
+        # Refusals are messages on the risk board (302).
+        staff(302, anonymous=302, log_own=302, log_other=302),
+    ),
+    "sla:ticket-pause": (
+        "post",
+        lambda w, p: f"/sla/tickets/{ticket_of(w, p).number}/pause/",
+        {},
+        # Refusals (no reason; department staff) are messages back on the ticket (302).
+        staff(302, anonymous=302, log_own=302, log_other=404),
+    ),
+    "sla:ticket-resume": (
+        "post",
+        lambda w, p: f"/sla/tickets/{ticket_of(w, p).number}/resume/",
+        {},
+        staff(302, anonymous=302, log_own=302, log_other=404),
+    ),
     # --- API --------------------------------------------------------------------------
     "api-ticket-list": (
         "get",
