@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from channels.models import Channel
+from kb.views import ticket_context as kb_ticket_context
 
 from . import policies, selectors, services
 from .forms import (
@@ -87,6 +88,7 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "attachment_form": bound.get("attachment") or AttachmentForm(),
         "status_url": services.status_url(ticket),
         **_collaboration_context(request, ticket, bound, cap),
+        **kb_ticket_context(request, ticket),  # kb: SOP checklist and reply scripts
     }
 
 

@@ -157,6 +157,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 CLOSELOOP_SITE_URL = env_str("CLOSELOOP_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 
+# Knowledge base review cycle (days): fast-moving categories (kb.CategoryReviewPolicy)
+# are reviewed weekly, the rest monthly.
+CLOSELOOP_KB_REVIEW_DAYS = env_int("CLOSELOOP_KB_REVIEW_DAYS", 30)
+CLOSELOOP_KB_FAST_REVIEW_DAYS = env_int("CLOSELOOP_KB_FAST_REVIEW_DAYS", 7)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

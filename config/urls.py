@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("complaints.api_urls")),
+    path("kb/", include("kb.urls")),
     path("", include("complaints.urls")),
 ]
 
