@@ -1,7 +1,9 @@
 """Chinese full-text search over knowledge articles and tickets.
 
 Text is normalized (NFKC, lower case, traditional → simplified with OpenCC) and
-segmented with jieba; the documents keep their search-mode tokens (which include the
+segmented with jieba's dictionary, without its HMM guessing of unknown words: the HMM
+guesses differently for a word alone (a query) and in a sentence (a document), so
+"原路" would be one word in an article and two in the query; the documents keep their search-mode tokens (which include the
 precise-mode words plus their dictionary sub-words) in token columns, queries use the
 precise-mode words. Each query word is expanded with its admin-defined synonyms: OR
 within a synonym group, AND across words. Quoted phrases must appear contiguously.
@@ -36,7 +38,7 @@ FALLBACK_CANDIDATES = 2000
 # Words that carry no meaning in a query; dropped unless the query has nothing else.
 _STOPWORDS_TEXT = (
     "的 了 吗 呢 啊 吧 呀 是 和 与 及 或 在 就 都 也 还 又 很 太 我 我们 你 您 他 她 它 他们 这 那 "
-    "这个 那个 一个 有 没 不 被 把 给 让 请 问 怎么 什么 如何 为什么 a an the of to is and or"
+    "这个 那个 一个 有 没 不 被 把 给 让 请 问 怎么 什么 如何 为什么 多久 多长 几天 能 能否 可以 是否 会 要 需要 哪里 哪些 怎样 怎么办 办 a an the of to is and or"
 )
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
@@ -85,7 +87,7 @@ def index_tokens(text: str) -> list[str]:
     "iPhone 15" finds them.
     """
     tokens = []
-    for token in jieba.cut_for_search(normalize(text)):
+    for token in jieba.cut_for_search(normalize(text), HMM=False):
         token = token.strip()
         if not _is_word(token):
             continue
@@ -98,7 +100,7 @@ def index_tokens(text: str) -> list[str]:
 
 def query_words(text: str) -> list[str]:
     """Precise-mode words of a query, without punctuation, duplicates or stopwords."""
-    words = [w.strip() for w in jieba.cut(normalize(text))]
+    words = [w.strip() for w in jieba.cut(normalize(text), HMM=False)]
     words = list(dict.fromkeys(w for w in words if _is_word(w)))
     meaningful = [w for w in words if w not in STOPWORDS]
     return meaningful or words
@@ -282,7 +284,9 @@ def _search_fallback(queryset, index, parsed, *, match_all, offset, limit):
         condition = (condition & either) if match_all else (condition | either)
     qs = queryset.filter(condition).filter(_phrase_filter(index, parsed.phrases))
     names = [name for name, _weight in index.token_fields]
-    candidates = list(qs.order_by("-pk").only("pk", *names)[:FALLBACK_CANDIDATES])
+    candidates = list(
+        qs.select_related(None).order_by("-pk").only("pk", *names)[:FALLBACK_CANDIDATES]
+    )
     scored = sorted(
         ((row.pk, _fallback_score(row, index, parsed.groups)) for row in candidates),
         key=lambda item: (-item[1], -item[0]),
@@ -349,7 +353,7 @@ def highlight(text: str, terms: list[str], *, width: int = 90) -> SafeString:
 
 def salient_words(text: str, limit: int = 8) -> list[str]:
     """The words of a text most telling for "more like this": frequent, longer, no stopwords."""
-    words = (w.strip() for w in jieba.cut(normalize(text)))
+    words = (w.strip() for w in jieba.cut(normalize(text), HMM=False))
     counts = Counter(w for w in words if len(w) > 1 and _is_word(w) and w not in STOPWORDS)
     ranked = sorted(counts.items(), key=lambda item: (-item[1] * len(item[0]), item[0]))
     return [word for word, _count in ranked[:limit]]
