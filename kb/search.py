@@ -20,6 +20,7 @@ import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jieba
@@ -44,31 +45,49 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 _lock = threading.Lock()
 _converters: dict[str, opencc.OpenCC] = {}
+_t2s: dict[int, str] = {}
+_ready: list[bool] = []  # non-empty once loaded
 _WORD_CHAR = re.compile(r"\w")
 _ALNUM_SPLIT = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 _QUOTED = re.compile(r'"([^"]*)"|“([^”]*)”|「([^」]*)」|『([^』]*)』')
 _MARKDOWN_NOISE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|[#*>`_~|]+")
 
 
+def _t2s_table() -> dict[int, str]:
+    """OpenCC's traditional → simplified character table, for str.translate.
+
+    Character by character (not OpenCC's phrase segmentation, which is pure Python
+    and costs milliseconds per text): both documents and queries go through the same
+    table, so they always agree, and it keeps every text's length.
+    """
+    path = Path(opencc.__file__).with_name("dictionary") / "TSCharacters.txt"
+    table = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        source, _tab, targets = line.partition("\t")
+        target = targets.split(" ")[0] if targets else ""
+        if len(source) == 1 and len(target) == 1 and source != target:
+            table[ord(source)] = target
+    return table
+
+
 def ensure_ready() -> None:
     """Load jieba's dictionary and the OpenCC tables once per process (~1 s)."""
-    if _converters:
+    if _ready:
         return
     with _lock:
-        if _converters:
+        if _ready:
             return
         jieba.setLogLevel(logging.WARNING)
         jieba.initialize()
-        t2s, s2t = opencc.OpenCC("t2s"), opencc.OpenCC("s2t")
-        _converters["s2t"] = s2t
-        _converters["t2s"] = t2s  # set last: its presence means "ready"
+        _converters["s2t"] = opencc.OpenCC("s2t")
+        _t2s.update(_t2s_table())
+        _ready.append(True)
 
 
 def normalize(text: str) -> str:
     """Full-width to half-width, lower case, traditional to simplified Chinese."""
     ensure_ready()
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return _converters["t2s"].convert(text)
+    return unicodedata.normalize("NFKC", text or "").lower().translate(_t2s)
 
 
 def to_traditional(text: str) -> str:
@@ -251,11 +270,17 @@ def _search_postgres(queryset, index, parsed, *, match_all, offset, limit):
     )
     total = qs.count() if limit else 0
     # Normalization 1 divides by 1 + log(length), so long bodies do not win by size.
-    ranked = qs.annotate(
-        score=SearchRank(F(index.vector_field), query, normalization=Value(1))
-    ).order_by("-score", "-pk")
-    rows = list(ranked[offset : offset + limit]) if limit else []
-    return [(row, float(row.score)) for row in rows], total
+    # Rank and sort narrow rows (id, score) without the joins of `queryset`, then
+    # fetch the page's full rows: sorting every match with its body is what costs.
+    ranked = (
+        qs.select_related(None)
+        .annotate(score=SearchRank(F(index.vector_field), query, normalization=Value(1)))
+        .order_by("-score", "-pk")
+        .values_list("pk", "score")
+    )
+    page = list(ranked[offset : offset + limit]) if limit else []
+    objects = queryset.in_bulk([pk for pk, _score in page])
+    return [(objects[pk], float(score)) for pk, score in page if pk in objects], total
 
 
 def _fallback_score(row, index, groups) -> float:
