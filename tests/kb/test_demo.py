@@ -14,3 +14,15 @@ def test_demo_knowledge_is_idempotent_and_searchable(ticket, admin_user, kb_refe
     assert "0 articles" in lines[-1]
     assert selectors.search_articles("配送 延误").hits[0].obj.title == "快递延误处理流程"
     assert selectors.search_tickets("快递").total == 1
+
+
+def test_reindex_command(ticket, kb_reference):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    Ticket.objects.filter(pk=ticket.pk).update(search_tokens="")
+    out = StringIO()
+    call_command("kb_reindex", "--missing-only", stdout=out)
+    assert "Reindexed 1 tickets" in out.getvalue()
+    assert selectors.search_tickets("快递").total == 1
