@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from channels.api import IntakeApi
+from kb.api import KbSearchApi
 
 from . import api
 
@@ -54,4 +55,5 @@ urlpatterns = [
     re_path(rf"^tasks/{ID}/reassign/$", api.TaskReassignApi.as_view(), name="api-task-reassign"),
     re_path(rf"^tasks/{ID}/cancel/$", api.TaskCancelApi.as_view(), name="api-task-cancel"),
     re_path(rf"^tasks/{ID}/resend/$", api.TaskResendApi.as_view(), name="api-task-resend"),
+    path("kb/search/", KbSearchApi.as_view(), name="api-kb-search"),
 ]

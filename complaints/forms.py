@@ -147,6 +147,10 @@ class FirstResponseForm(TransitionForm):
 
 
 def first_response_script(ticket, deadline) -> str:
+    from kb.selectors import first_response_script as sop_script  # kb: admin-edited script
+
+    if script := sop_script(ticket, deadline):
+        return script
     return str(
         _(
             "Hello %(name)s, we have received your complaint (ticket %(number)s) and are working on it. "

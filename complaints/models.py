@@ -5,6 +5,7 @@ protected so nothing can assign `status` directly.
 """
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -323,6 +324,10 @@ class Ticket(FSMModelMixin, models.Model):
         blank=True,
         related_name="merged_tickets",
     )
+    # Text search (kb.search): jieba tokens of subject and description, and on
+    # PostgreSQL a tsvector a trigger fills from them (migration 0006).
+    search_tokens = models.TextField(default="", editable=False)
+    search_vector = SearchVectorField(null=True, editable=False)
 
     # Intake: a new complaint within 30 days of a closed ticket on the same order or
     # category repeats it (the repeat-complaint rate counts these); a customer who

@@ -25,6 +25,8 @@ from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
 
 from channels.models import Channel
+from kb.phrases import refuse_forbidden_phrases
+from kb.search import ticket_tokens
 from sla import risks as sla_risks
 from sla import services as sla_services
 
@@ -244,6 +246,7 @@ def ticket_create(
         order_no=order_no.strip(),
         team=team,
         created_at=now,
+        search_tokens=ticket_tokens(subject=subject[:200], body=body),  # kb: text search
     )
     sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
     ticket.save()
@@ -431,6 +434,7 @@ def ticket_first_response(
             raise Conflict(_("The first response was already sent."))
         _transition(ticket, "first_response")
     message = (message or "").strip()
+    refuse_forbidden_phrases(message, field="message")  # kb: forbidden-phrase check
     errors = {}
     now = timezone.now()
     if promised_followup_at is None:
@@ -749,6 +753,8 @@ def ticket_reply(
         raise ValidationError({"body": [_("Keep it under 5,000 characters.")]})
     if ticket.status in (Status.CLOSED, Status.MERGED) and not internal:
         raise Conflict(_("Closed or merged tickets take internal notes only."))
+    if not internal:
+        refuse_forbidden_phrases(body, field="body")  # kb: forbidden-phrase check
     ticket.version += 1
     ticket.save(update_fields=["version", "updated_at"])
     return _record(ticket, actor, EventKind.NOTE if internal else EventKind.REPLY, body)

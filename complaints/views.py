@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from channels.models import Channel
+from kb.views import ticket_context as kb_ticket_context
 
 from . import policies, selectors, services
 from .forms import (
@@ -96,6 +97,7 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "status_url": services.status_url(ticket),
         **compensation,
         **_collaboration_context(request, ticket, bound),
+        **kb_ticket_context(request, ticket),  # kb: SOP checklist and reply scripts
     }
 
 

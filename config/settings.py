@@ -209,6 +209,11 @@ CLOSELOOP_INTAKE_RATE = env_str("CLOSELOOP_INTAKE_RATE", "6000/minute")
 CLOSELOOP_WEB_FORM_LIMIT = env_int("CLOSELOOP_WEB_FORM_LIMIT", 5)
 CLOSELOOP_WEB_FORM_WINDOW_SECONDS = env_int("CLOSELOOP_WEB_FORM_WINDOW_SECONDS", 3600)
 
+# Knowledge base review cycle (days): fast-moving categories (kb.CategoryReviewPolicy)
+# are reviewed weekly, the rest monthly.
+CLOSELOOP_KB_REVIEW_DAYS = env_int("CLOSELOOP_KB_REVIEW_DAYS", 30)
+CLOSELOOP_KB_FAST_REVIEW_DAYS = env_int("CLOSELOOP_KB_FAST_REVIEW_DAYS", 7)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

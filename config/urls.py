@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/v1/", include("complaints.api_urls")),
     path("intake/", include("channels.urls")),
     path("", include("sla.urls")),
+    path("kb/", include("kb.urls")),
     path("", include("complaints.urls")),
 ]

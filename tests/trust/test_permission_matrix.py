@@ -244,7 +244,51 @@ MATRIX = {
         {},
         staff(302, anonymous=302, log_own=302, log_other=404),
     ),
+    # --- knowledge base ----------------------------------------------------------------
+    "kb:index": (
+        "get",
+        lambda w, p: "/kb/?q=物流",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
+    "kb:article": (
+        "get",
+        lambda w, p: "/kb/999999/",
+        None,
+        staff(404, anonymous=302, log_own=403, log_other=403),
+    ),
+    "kb:feedback": (
+        "post",
+        lambda w, p: "/kb/999999/feedback/",
+        {},
+        staff(404, anonymous=302, log_own=403, log_other=403),
+    ),
+    "kb:ticket-panel": (
+        "get",
+        lambda w, p: f"/kb/tickets/{ticket_of(w, p).number}/panel/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=404),
+    ),
+    "kb:ticket-scripts": (
+        "get",
+        lambda w, p: f"/kb/tickets/{ticket_of(w, p).number}/scripts/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=404),
+    ),
+    "kb:ticket-sop-step": (
+        "post",
+        lambda w, p: f"/kb/tickets/{ticket_of(w, p).number}/sop/999999/",
+        {},
+        # Refusals (unknown step; department staff) are messages back on the ticket.
+        staff(302, anonymous=302, log_own=302, log_other=404),
+    ),
     # --- API --------------------------------------------------------------------------
+    "api-kb-search": (
+        "get",
+        lambda w, p: "/api/v1/kb/search/?q=物流",
+        None,
+        staff(200, anonymous=401, log_own=403, log_other=403),
+    ),
     "api-ticket-list": (
         "get",
         lambda w, p: "/api/v1/tickets/",

@@ -28,6 +28,7 @@ from django.utils import timezone
 from channels.models import Channel
 from complaints.models import Category, Contact, Department, Role, StaffProfile, Status, Ticket
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
+from kb.demo import seed_kb_demo
 
 from ..demo_builder import DEMO_CONTACT_PREFIX, DemoBuilder, reserve_ticket_numbers
 from ..demo_collaboration import Collaboration
@@ -92,6 +93,7 @@ class Command(BaseCommand):
                     f"{made['notifications']} notifications in {time.monotonic() - started:.1f} s."
                 )
                 self._summary()
+            seed_kb_demo(admin=users.get("admin"), write=self.stdout.write)  # kb: demo knowledge
         self._logins(teams, password, kept)
 
     # -- teams, people, channels ------------------------------------------------------

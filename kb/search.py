@@ -1,0 +1,384 @@
+"""Chinese full-text search over knowledge articles and tickets.
+
+Text is normalized (NFKC, lower case, traditional → simplified with OpenCC) and
+segmented with jieba's dictionary, without its HMM guessing of unknown words: the HMM
+guesses differently for a word alone (a query) and in a sentence (a document), so
+"原路" would be one word in an article and two in the query; the documents keep their search-mode tokens (which include the
+precise-mode words plus their dictionary sub-words) in token columns, queries use the
+precise-mode words. Each query word is expanded with its admin-defined synonyms: OR
+within a synonym group, AND across words. Quoted phrases must appear contiguously.
+
+PostgreSQL: a stored `simple`-config tsvector filled by a trigger from the token
+columns, GIN-indexed, ranked with ts_rank (title A > tags B > body C). SQLite: the
+same words matched against the token columns (`LIKE '% word %'`) and scored in Python.
+Both back ends return the same `SearchPage`, with snippets highlighted by `highlight`.
+"""
+
+import logging
+import re
+import threading
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jieba
+import opencc
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
+from django.db.models import F, Q, Value
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+MAX_QUERY_LENGTH = 200
+MAX_QUERY_WORDS = 12
+# The SQLite fallback scores at most this many matching rows (the newest).
+FALLBACK_CANDIDATES = 2000
+
+# Words that carry no meaning in a query; dropped unless the query has nothing else.
+_STOPWORDS_TEXT = (
+    "的 了 吗 呢 啊 吧 呀 是 和 与 及 或 在 就 都 也 还 又 很 太 我 我们 你 您 他 她 它 他们 这 那 "
+    "这个 那个 一个 有 没 不 被 把 给 让 请 问 怎么 什么 如何 为什么 多久 多长 几天 能 能否 可以 是否 会 要 需要 哪里 哪些 怎样 怎么办 办 a an the of to is and or"
+)
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+_lock = threading.Lock()
+_converters: dict[str, opencc.OpenCC] = {}
+_t2s: dict[int, str] = {}
+_ready: list[bool] = []  # non-empty once loaded
+_WORD_CHAR = re.compile(r"\w")
+_ALNUM_SPLIT = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+_QUOTED = re.compile(r'"([^"]*)"|“([^”]*)”|「([^」]*)」|『([^』]*)』')
+_MARKDOWN_NOISE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|[#*>`_~|]+")
+
+
+def _t2s_table() -> dict[int, str]:
+    """OpenCC's traditional → simplified character table, for str.translate.
+
+    Character by character (not OpenCC's phrase segmentation, which is pure Python
+    and costs milliseconds per text): both documents and queries go through the same
+    table, so they always agree, and it keeps every text's length.
+    """
+    path = Path(opencc.__file__).with_name("dictionary") / "TSCharacters.txt"
+    table = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        source, _tab, targets = line.partition("\t")
+        target = targets.split(" ")[0] if targets else ""
+        if len(source) == 1 and len(target) == 1 and source != target:
+            table[ord(source)] = target
+    return table
+
+
+def ensure_ready() -> None:
+    """Load jieba's dictionary and the OpenCC tables once per process (~1 s)."""
+    if _ready:
+        return
+    with _lock:
+        if _ready:
+            return
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        _converters["s2t"] = opencc.OpenCC("s2t")
+        _t2s.update(_t2s_table())
+        _ready.append(True)
+
+
+def normalize(text: str) -> str:
+    """Full-width to half-width, lower case, traditional to simplified Chinese."""
+    ensure_ready()
+    return unicodedata.normalize("NFKC", text or "").lower().translate(_t2s)
+
+
+def to_traditional(text: str) -> str:
+    ensure_ready()
+    return _converters["s2t"].convert(text)
+
+
+def _is_word(token: str) -> bool:
+    return bool(token) and bool(_WORD_CHAR.search(token))
+
+
+def index_tokens(text: str) -> list[str]:
+    """Search-mode tokens of a document (punctuation and spaces dropped).
+
+    Mixed letter-digit tokens (iphone15) are also indexed by their parts, so a query
+    "iPhone 15" finds them.
+    """
+    tokens = []
+    for token in jieba.cut_for_search(normalize(text), HMM=False):
+        token = token.strip()
+        if not _is_word(token):
+            continue
+        tokens.append(token)
+        parts = _ALNUM_SPLIT.findall(token)
+        if len(parts) > 1 and "".join(parts) == token:
+            tokens.extend(parts)
+    return tokens
+
+
+def query_words(text: str) -> list[str]:
+    """Precise-mode words of a query, without punctuation, duplicates or stopwords."""
+    words = [w.strip() for w in jieba.cut(normalize(text), HMM=False)]
+    words = list(dict.fromkeys(w for w in words if _is_word(w)))
+    meaningful = [w for w in words if w not in STOPWORDS]
+    return meaningful or words
+
+
+def padded(tokens: list[str]) -> str:
+    """Space-joined tokens with a space at each end: `" word "` matches a whole token."""
+    return f" {' '.join(tokens)} " if tokens else ""
+
+
+def article_tokens(*, title: str, tags: str, body: str) -> dict[str, str]:
+    return {
+        "title_tokens": padded(index_tokens(title)),
+        "tags_tokens": padded(index_tokens(tags.replace(",", " ").replace("，", " "))),
+        "body_tokens": padded(index_tokens(body)),
+    }
+
+
+def ticket_tokens(*, subject: str, body: str) -> str:
+    return padded(index_tokens(subject) + index_tokens(body))
+
+
+# --- queries ----------------------------------------------------------------------
+
+
+@dataclass
+class ParsedQuery:
+    groups: list[list[str]] = field(default_factory=list)  # AND across, OR within
+    phrases: list[str] = field(default_factory=list)  # normalized, must appear as is
+
+    @property
+    def empty(self) -> bool:
+        return not self.groups and not self.phrases
+
+    @property
+    def highlight_terms(self) -> list[str]:
+        terms = {w for group in self.groups for w in group} | set(self.phrases)
+        return sorted(terms, key=len, reverse=True)
+
+
+def synonym_map() -> dict[str, list[str]]:
+    """Normalized word → every word of its synonym groups (one small query)."""
+    from .models import SynonymGroup
+
+    mapping: dict[str, list[str]] = {}
+    for group in SynonymGroup.objects.only("words"):
+        words = [normalize(w) for w in group.word_list]
+        for word in words:
+            mapping.setdefault(word, [])
+            mapping[word].extend(w for w in words if w not in mapping[word])
+    return mapping
+
+
+def parse_query(text: str, *, synonyms: dict[str, list[str]] | None = None) -> ParsedQuery:
+    text = normalize((text or "")[:MAX_QUERY_LENGTH])
+    phrases = []
+    for match in _QUOTED.finditer(text):
+        phrase = next(g for g in match.groups() if g is not None).strip()
+        if phrase:
+            phrases.append(phrase)
+    rest = _QUOTED.sub(" ", text)
+    words = query_words(rest)
+    # Phrase words also go into the word groups so the index narrows the candidates.
+    for phrase in phrases:
+        words.extend(w for w in query_words(phrase) if w not in words)
+    if synonyms is None:
+        synonyms = synonym_map()
+    groups = []
+    for word in words[:MAX_QUERY_WORDS]:
+        group = [word, *(s for s in synonyms.get(word, ()) if s != word)]
+        groups.append(group)
+    return ParsedQuery(groups=groups, phrases=phrases)
+
+
+# --- the two back ends ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchIndex:
+    """How one model is searched: token columns with their weights, raw text columns."""
+
+    token_fields: tuple[tuple[str, float], ...]
+    text_fields: tuple[str, ...]
+    vector_field: str = "search_vector"
+
+
+ARTICLE_INDEX = SearchIndex(
+    token_fields=(("title_tokens", 1.0), ("tags_tokens", 0.4), ("body_tokens", 0.2)),
+    text_fields=("title", "tags", "body"),
+)
+TICKET_INDEX = SearchIndex(token_fields=(("search_tokens", 1.0),), text_fields=("subject", "body"))
+
+
+@dataclass
+class Hit:
+    obj: Any
+    score: float
+    snippet: SafeString = mark_safe("")  # noqa: S308 - an empty string
+
+
+@dataclass
+class SearchPage:
+    hits: list[Hit]
+    total: int
+    page: int
+    per_page: int
+    query: ParsedQuery
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.num_pages
+
+
+def _phrase_filter(index: SearchIndex, phrases: list[str]) -> Q:
+    condition = Q()
+    for phrase in phrases:
+        variants = {phrase, to_traditional(phrase)}
+        any_field = Q()
+        for name in index.text_fields:
+            for variant in variants:
+                any_field |= Q(**{f"{name}__icontains": variant})
+        condition &= any_field
+    return condition
+
+
+def _pg_query(groups: list[list[str]], *, match_all: bool):
+    combined = None
+    for group in groups:
+        either = None
+        for word in group:
+            one = SearchQuery(word, config="simple", search_type="plain")
+            either = one if either is None else either | one
+        if combined is None:
+            combined = either
+        else:
+            combined = combined & either if match_all else combined | either
+    return combined
+
+
+def _search_postgres(queryset, index, parsed, *, match_all, offset, limit):
+    query = _pg_query(parsed.groups, match_all=match_all)
+    qs = queryset.filter(**{index.vector_field: query}).filter(
+        _phrase_filter(index, parsed.phrases)
+    )
+    total = qs.count() if limit else 0
+    # Normalization 1 divides by 1 + log(length), so long bodies do not win by size.
+    # Rank and sort narrow rows (id, score) without the joins of `queryset`, then
+    # fetch the page's full rows: sorting every match with its body is what costs.
+    ranked = (
+        qs.select_related(None)
+        .annotate(score=SearchRank(F(index.vector_field), query, normalization=Value(1)))
+        .order_by("-score", "-pk")
+        .values_list("pk", "score")
+    )
+    page = list(ranked[offset : offset + limit]) if limit else []
+    objects = queryset.in_bulk([pk for pk, _score in page])
+    return [(objects[pk], float(score)) for pk, score in page if pk in objects], total
+
+
+def _fallback_score(row, index, groups) -> float:
+    score = 0.0
+    for group in groups:
+        best = 0.0
+        for word in group:
+            needle = f" {word} "
+            value = 0.0
+            for name, weight in index.token_fields:
+                count = getattr(row, name).count(needle)
+                if count:
+                    value += weight * (1 + min(count, 5) / 5)
+            best = max(best, value)
+        score += best
+    return score
+
+
+def _search_fallback(queryset, index, parsed, *, match_all, offset, limit):
+    condition = Q()
+    for group in parsed.groups:
+        either = Q()
+        for word in group:
+            for name, _weight in index.token_fields:
+                either |= Q(**{f"{name}__contains": f" {word} "})
+        condition = (condition & either) if match_all else (condition | either)
+    qs = queryset.filter(condition).filter(_phrase_filter(index, parsed.phrases))
+    names = [name for name, _weight in index.token_fields]
+    candidates = list(
+        qs.select_related(None).order_by("-pk").only("pk", *names)[:FALLBACK_CANDIDATES]
+    )
+    scored = sorted(
+        ((row.pk, _fallback_score(row, index, parsed.groups)) for row in candidates),
+        key=lambda item: (-item[1], -item[0]),
+    )
+    page = scored[offset : offset + limit]
+    objects = queryset.in_bulk([pk for pk, _score in page])
+    return [(objects[pk], score) for pk, score in page if pk in objects], len(scored)
+
+
+def run_search(
+    queryset,
+    index: SearchIndex,
+    parsed: ParsedQuery,
+    *,
+    match_all: bool = True,
+    offset: int = 0,
+    limit: int = 20,
+) -> tuple[list[tuple[Any, float]], int]:
+    """(rows with scores, total matches) of one page, best first."""
+    if not parsed.groups:
+        return [], 0
+    if connection.vendor == "postgresql":
+        return _search_postgres(
+            queryset, index, parsed, match_all=match_all, offset=offset, limit=limit
+        )
+    return _search_fallback(
+        queryset, index, parsed, match_all=match_all, offset=offset, limit=limit
+    )
+
+
+# --- snippets ---------------------------------------------------------------------
+
+
+def plain_text(markdown_text: str) -> str:
+    """Markdown source without its markup characters (for snippets and insertion)."""
+    text = _MARKDOWN_NOISE.sub(lambda m: m.group(1) or " ", markdown_text or "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def highlight(text: str, terms: list[str], *, width: int = 90) -> SafeString:
+    """A window of `text` around the first query term, every term in <mark> (escaped)."""
+    text = re.sub(r"\s+", " ", text or "").strip()
+    normalized = normalize(text)
+    # Positions carry over only if normalizing kept the length (it nearly always does).
+    shown = text if len(normalized) == len(text) else normalized
+    terms = [t for t in terms if t]
+    if not terms:
+        return mark_safe(escape(shown[:width]))  # noqa: S308 - escaped
+    pattern = re.compile("|".join(re.escape(t) for t in terms))
+    first = pattern.search(normalized)
+    start = max(0, first.start() - width // 3) if first else 0
+    end = min(len(shown), start + width)
+    parts = ["…" if start else ""]
+    cursor = start
+    for match in pattern.finditer(normalized, start, end):
+        parts.append(escape(shown[cursor : match.start()]))
+        parts.append(f"<mark>{escape(shown[match.start() : match.end()])}</mark>")
+        cursor = match.end()
+    parts.append(escape(shown[cursor:end]))
+    if end < len(shown):
+        parts.append("…")
+    return mark_safe("".join(parts))  # noqa: S308 - every piece is escaped
+
+
+def salient_words(text: str, limit: int = 8) -> list[str]:
+    """The words of a text most telling for "more like this": frequent, longer, no stopwords."""
+    words = (w.strip() for w in jieba.cut(normalize(text), HMM=False))
+    counts = Counter(w for w in words if len(w) > 1 and _is_word(w) and w not in STOPWORDS)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1] * len(item[0]), item[0]))
+    return [word for word, _count in ranked[:limit]]
