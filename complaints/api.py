@@ -31,7 +31,15 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import exceptions, generics, pagination, parsers, status
+from rest_framework import (
+    exceptions,
+    generics,
+    pagination,
+    parsers,
+    permissions,
+    serializers,
+    status,
+)
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
@@ -994,3 +1002,64 @@ class TaskResendApi(TaskActionApi):
 
     def run(self, task, actor, data):
         return services.task_resend(task=task, actor=actor, **data)
+
+
+# --- public self-service status ------------------------------------------------------
+
+
+class PublicStatusOutput(serializers.Serializer):
+    number = serializers.CharField()
+    status = serializers.CharField()
+    status_display = serializers.CharField()
+    next_step = serializers.CharField()
+    promised_followup_at = serializers.DateTimeField(allow_null=True)
+    received_at = serializers.DateTimeField()
+    customer = serializers.CharField(help_text=gettext_lazy("Masked, e.g. 王**."))
+    phone = serializers.CharField(help_text=gettext_lazy("Masked, e.g. 138****1234."))
+
+
+class PublicStatusApi(APIView):
+    """Self-service status for customers: ticket number + the phone's last four digits."""
+
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        tags=["public"],
+        summary="Self-service status",
+        description=(
+            "Public and rate limited per client address. A wrong number and wrong digits "
+            "answer the same 404, so nothing can be probed; personal data is masked."
+        ),
+        auth=[],
+        parameters=[
+            NUMBER_PARAMETER,
+            OpenApiParameter(
+                "phone_last4",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                required=True,
+                description=gettext_lazy("Last four digits of the customer's phone."),
+            ),
+        ],
+        responses={
+            200: PublicStatusOutput,
+            404: OpenApiResponse(ErrorOutput, description=gettext_lazy("No match.")),
+            429: OpenApiResponse(ErrorOutput, description=gettext_lazy("Too many attempts.")),
+        },
+    )
+    def get(self, request, number: str):
+        from .public_views import StatusRateLimited, status_lookup
+
+        try:
+            result = status_lookup(request, number, request.query_params.get("phone_last4", ""))
+        except StatusRateLimited:
+            return Response(
+                {"detail": _("Too many attempts. Please try again in a few minutes.")},
+                status=429,
+            )
+        if result is None:
+            return Response(
+                {"detail": _("No complaint matches this ticket number and phone.")}, status=404
+            )
+        return Response(PublicStatusOutput(result).data)

@@ -56,4 +56,5 @@ urlpatterns = [
     re_path(rf"^tasks/{ID}/cancel/$", api.TaskCancelApi.as_view(), name="api-task-cancel"),
     re_path(rf"^tasks/{ID}/resend/$", api.TaskResendApi.as_view(), name="api-task-resend"),
     path("kb/search/", KbSearchApi.as_view(), name="api-kb-search"),
+    re_path(rf"^status/{NUMBER}/$", api.PublicStatusApi.as_view(), name="api-public-status"),
 ]

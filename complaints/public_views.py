@@ -29,31 +29,48 @@ def _client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
 
 
+class StatusRateLimited(Exception):
+    """Too many status lookups from one client address (429)."""
+
+
+def status_lookup(request, number: str, last4: str) -> dict | None:
+    """The public, masked view of a ticket for its number + the phone's last four digits.
+
+    Shared by the page and the API. A wrong number and a wrong phone both give None, so
+    nothing can be probed; every attempt counts against the client address's limit.
+    """
+    key = f"status-attempts:{_client_ip(request)}"
+    attempts = cache.get_or_set(key, 0, STATUS_RATE_WINDOW)
+    if attempts >= STATUS_RATE_LIMIT:
+        raise StatusRateLimited
+    cache.incr(key)
+    number, last4 = number.strip()[:24], last4.strip()[:4]
+    ticket = Ticket.objects.select_related("customer").filter(number=number).first()
+    if not ticket or len(last4) != 4 or not ticket.customer.phone.endswith(last4):
+        return None
+    return {
+        "number": ticket.number,
+        "status": ticket.status,
+        "status_display": ticket.get_status_display(),
+        "next_step": NEXT_STEPS[ticket.status](),
+        "promised_followup_at": ticket.promised_followup_at,
+        "received_at": ticket.created_at,
+        "customer": ticket.customer.name[:1] + "*" * max(len(ticket.customer.name) - 1, 1),
+        "phone": ticket.customer.masked_phone,
+    }
+
+
 def status_page(request):
     number = request.GET.get("number", "").strip()[:24]
     last4 = request.GET.get("phone_last4", "").strip()[:4]
     context = {"number": number, "result": None, "not_found": False}
     if number and last4:
-        key = f"status-attempts:{_client_ip(request)}"
-        attempts = cache.get_or_set(key, 0, STATUS_RATE_WINDOW)
-        if attempts >= STATUS_RATE_LIMIT:
+        try:
+            context["result"] = status_lookup(request, number, last4)
+        except StatusRateLimited:
             context["error"] = _("Too many attempts. Please try again in a few minutes.")
             return render(request, "complaints/public_status.html", context, status=429)
-        cache.incr(key)
-        ticket = Ticket.objects.select_related("customer").filter(number=number).first()
-        # A wrong number and a wrong phone look the same, so nothing can be probed.
-        if ticket and len(last4) == 4 and ticket.customer.phone.endswith(last4):
-            context["result"] = {
-                "number": ticket.number,
-                "status": ticket.get_status_display(),
-                "next_step": NEXT_STEPS[ticket.status](),
-                "promised_followup_at": ticket.promised_followup_at,
-                "received_at": ticket.created_at,
-                "customer": ticket.customer.name[:1] + "*" * max(len(ticket.customer.name) - 1, 1),
-                "phone": ticket.customer.masked_phone,
-            }
-        else:
-            context["not_found"] = True
+        context["not_found"] = context["result"] is None
     return render(request, "complaints/public_status.html", context)
 
 

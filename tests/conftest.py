@@ -9,6 +9,7 @@ import datetime as dt
 import os
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone, translation
 
@@ -43,6 +44,14 @@ def _english_messages(settings):
     settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache: every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -60,6 +60,12 @@ MATRIX = {
     "api-docs": ("get", lambda w, p: "/api/docs/", None, everyone(200)),
     "api-token": ("post", lambda w, p: "/api/v1/auth/token/", {}, everyone(400)),
     "public-complain": ("get", lambda w, p: "/complain/", None, everyone(200)),
+    "api-public-status": (
+        "get",
+        lambda w, p: f"/api/v1/status/{w.ticket.number}/?phone_last4=1234",
+        None,
+        everyone(200),
+    ),
     # Channels authenticate by key and signature, never by a user's session.
     "api-intake": ("post", lambda w, p: "/api/v1/intake/", {}, everyone(401)),
     # --- offline-store registers and export -------------------------------------------
