@@ -56,9 +56,9 @@ class PolicyTerms(models.Model):
     assessment_minutes = _minutes(_("initial assessment target (minutes)"), 24 * 60)
     solution_minutes = _minutes(_("solution target (minutes)"), 72 * 60)
     closure_minutes = _minutes(_("closure target (minutes)"), 5 * 24 * 60)
-    warn_1_percent = _percent(_("warning 1 at (% of the target)"), 50)
-    warn_2_percent = _percent(_("warning 2 at (% of the target)"), 75)
-    warn_3_percent = _percent(_("warning 3 at (% of the target)"), 90)
+    warn_1_percent = _percent(_("warning 1 at (percent of the target)"), 50)
+    warn_2_percent = _percent(_("warning 2 at (percent of the target)"), 75)
+    warn_3_percent = _percent(_("warning 3 at (percent of the target)"), 90)
     calendar = models.CharField(
         _("calendar"), max_length=20, choices=CalendarKind.choices, default=CalendarKind.ALWAYS
     )
