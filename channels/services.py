@@ -438,6 +438,23 @@ def _closed_ticket_repeated(customer, *, order_no: str, category, now) -> Ticket
 WEB_CHANNEL_CODE = "web"
 
 
+def hotline_channel() -> Channel:
+    """The channel calls and walk-ins are recorded on: the first active hotline channel,
+    created the first time there is none."""
+    channel = (
+        Channel.objects.filter(kind=ChannelKind.HOTLINE, is_active=True).order_by("pk").first()
+    )
+    if channel is not None:
+        return channel
+    try:
+        channel, _created = Channel.objects.get_or_create(
+            code="hotline", defaults={"name": "客服热线 Hotline", "kind": ChannelKind.HOTLINE}
+        )
+    except IntegrityError:
+        channel = Channel.objects.get(code="hotline")
+    return channel
+
+
 def web_channel() -> Channel:
     """The channel of the public complaint form, created the first time it is used."""
     try:

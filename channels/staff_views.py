@@ -1,4 +1,6 @@
-"""Staff pages of the intake: store-register import (with history) and ticket export."""
+"""Staff pages of the intake: hotline quick entry, store-register import, ticket export."""
+
+import uuid
 
 from django import forms
 from django.contrib import messages
@@ -13,9 +15,11 @@ from django.views.decorators.http import require_POST
 
 from complaints import policies
 from complaints.filters import TicketFilter
-from complaints.models import Ticket
+from complaints.models import Category, Customer, Ticket
+from complaints.phone import normalize_phone
+from complaints.selectors import customer_360
 
-from . import registers
+from . import registers, services
 from .models import RegisterImport
 
 # An export is a working list, not a backup.
@@ -109,3 +113,88 @@ def tickets_export(request):
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="tickets-{stamp}.{fmt}"'
     return response
+
+
+# --- hotline and walk-in quick entry --------------------------------------------------
+
+
+class HotlineForm(forms.Form):
+    """One call or walk-in, recorded while the customer is on the line."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    phone = forms.CharField(label=gettext_lazy("Caller's phone"), max_length=20)
+    name = forms.CharField(label=gettext_lazy("Customer name"), max_length=100)
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200, required=False)
+    body = forms.CharField(
+        label=gettext_lazy("What the customer says"), widget=forms.Textarea(attrs={"rows": 4})
+    )
+    order_no = forms.CharField(label=gettext_lazy("Order number"), max_length=64, required=False)
+    category = forms.ModelChoiceField(
+        label=gettext_lazy("Category"),
+        queryset=Category.objects.filter(is_active=True).select_related("parent"),
+        required=False,
+    )
+    recording_ref = forms.CharField(
+        label=gettext_lazy("Call recording reference"),
+        max_length=100,
+        required=False,
+        help_text=gettext_lazy(
+            "The recording id from the phone system (dual recording: call + ticket)."
+        ),
+    )
+
+
+@login_required
+def hotline(request):
+    """Look the caller up by phone first (customer 360), then record the call as a ticket
+    through the same intake service as every channel (identity and repeat rules)."""
+    _require_service_staff(request.user)
+    phone = (request.POST.get("phone") or request.GET.get("phone") or "").strip()
+    normalized = normalize_phone(phone) if phone else ""
+    customer = Customer.objects.filter(phone=normalized).first() if normalized else None
+    if request.method == "POST":
+        form = HotlineForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            extra = {"recording": data["recording_ref"]} if data["recording_ref"] else {}
+            try:
+                result = services.intake_submit(
+                    channel=services.hotline_channel(),
+                    external_id=f"hotline-{data['token']}",
+                    customer={"name": data["name"], "phone": data["phone"]},
+                    subject=data["subject"],
+                    body=data["body"],
+                    order_no=data["order_no"],
+                    category=data["category"],
+                    actor=request.user,
+                    extra=extra,
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    name = field.removeprefix("customer.")
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
+            else:
+                ticket = result.ticket
+                messages.success(
+                    request,
+                    _("Ticket %(number)s opened.") % {"number": ticket.number}
+                    if result.created
+                    else _("Recorded on the customer's open ticket %(number)s.")
+                    % {"number": ticket.number},
+                )
+                return redirect("workspace:ticket", number=ticket.number)
+        status = 400
+    else:
+        initial = {"token": uuid.uuid4().hex, "phone": phone}
+        if customer is not None:
+            initial["name"] = customer.name
+        form = HotlineForm(initial=initial)
+        status = 200
+    context = {
+        "form": form,
+        "phone": phone,
+        "searched": bool(phone),
+        "customer360": customer_360(customer) if customer is not None else None,
+    }
+    return render(request, "channels/hotline.html", context, status=status)

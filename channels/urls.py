@@ -5,6 +5,7 @@ from . import staff_views
 app_name = "intake"
 
 urlpatterns = [
+    path("hotline/", staff_views.hotline, name="hotline"),
     path("registers/", staff_views.register_list, name="registers"),
     path("registers/template.xlsx", staff_views.register_template, name="register-template"),
     path("registers/<int:pk>/", staff_views.register_detail, name="register-detail"),

@@ -69,6 +69,12 @@ MATRIX = {
     # Channels authenticate by key and signature, never by a user's session.
     "api-intake": ("post", lambda w, p: "/api/v1/intake/", {}, everyone(401)),
     # --- offline-store registers and export -------------------------------------------
+    "intake:hotline": (
+        "get",
+        lambda w, p: "/intake/hotline/?phone=13800001234",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
     "intake:registers": (
         "get",
         lambda w, p: "/intake/registers/",
