@@ -2,6 +2,7 @@
 PostgreSQL and Redis with HTTPS-only cookies, HSTS and a CSP."""
 
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -163,8 +164,8 @@ def test_gunicorn_serves_production_settings_on_postgresql_and_redis(tmp_path):
         assert headers["X-Frame-Options"] == "DENY"
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert "Secure" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
-        css = body.decode().split('href="/static/')[1].split('"')[0]
-        assert css.startswith("css/app.") and css != "css/app.css"  # hashed by the manifest
+        # Hashed by the manifest storage, e.g. css/app.0123456789ab.css.
+        css = re.search(r'href="/static/(css/app\.[0-9a-f]{12}\.css)"', body.decode()).group(1)
         status, headers, _ = _get(f"{base}/static/{css}", https)
         assert status == 200 and "max-age" in headers["Cache-Control"]
 
