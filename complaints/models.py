@@ -333,6 +333,31 @@ class Ticket(FSMModelMixin, models.Model):
             models.Index(fields=["team", "status", "priority", "due_at"], name="ticket_team_queue"),
             models.Index(fields=["assignee", "status", "priority", "due_at"], name="ticket_mine"),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_recent"),
+            # The staff list API's default order over every ticket (open and closed).
+            models.Index(fields=["priority", "due_at", "id"], name="ticket_priority_due"),
+            # Open tickets only (~8% of a mature table): the queue's "all open" tab reads
+            # them in sort order and counts them from this small index.
+            models.Index(
+                fields=["priority", "due_at", "id"],
+                name="ticket_open_sorted",
+                condition=Q(status__in=OPEN_STATUSES),
+            ),
+            # "Mine" (assignee = me) and "team" (assignee IS NULL) in sort order; status and
+            # team ride along so the tab counts are an index-only scan.
+            models.Index(
+                fields=["assignee", "priority", "due_at", "id"],
+                name="ticket_open_assignee",
+                condition=Q(status__in=OPEN_STATUSES),
+                include=["status", "team"],
+            ),
+            # "My team, unassigned": work not yet taken, in sort order, with the team to
+            # filter on (the team's own tickets and those not routed to a team yet).
+            models.Index(
+                fields=["priority", "due_at", "id"],
+                name="ticket_unassigned_sorted",
+                condition=Q(assignee__isnull=True, status__in=ACTIVE_STATUSES),
+                include=["team"],
+            ),
         ]
         permissions = [("view_all_tickets", "Can view every ticket")]
 
@@ -783,6 +808,12 @@ class CollaborationTask(models.Model):
         indexes = [
             models.Index(fields=["department", "state", "respond_due_at"], name="task_board"),
             models.Index(fields=["assignee", "state"], name="task_assignee"),
+            # The board's "done" tab, newest first: finished tasks are most of the table.
+            models.Index(
+                fields=["department", "-updated_at", "-id"],
+                name="task_done_recent",
+                condition=Q(state__in=["done", "returned"]),
+            ),
         ]
 
     def __str__(self) -> str:

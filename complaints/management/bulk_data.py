@@ -171,7 +171,8 @@ class RowWriter:
         triggers; so only when none of the tables has one (a search-vector trigger must
         fire) and the role may set it (superuser). Otherwise rows are checked as usual.
         """
-        if not self.postgres:
+        if not self.postgres or connection.in_atomic_block:
+            # Inside a caller's transaction SET LOCAL would outlive our batches.
             return False
         tables = [m._meta.db_table for m in models]
         with connection.cursor() as cursor:
@@ -489,8 +490,11 @@ class Generator:
             self.writer.check_foreign_keys(first_ids)
             self.log(f"Foreign keys checked ({time.monotonic() - started:.0f} s).")
         if connection.vendor == "postgresql":
+            # VACUUM as autovacuum would on a live table: it sets the visibility map, so
+            # index-only scans (the queue's counts) read no heap. It cannot run inside a
+            # transaction; there, ANALYZE alone.
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
+                cursor.execute("ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE")
         elapsed = time.monotonic() - started
         rows = dict(self.writer.rows_written)
         total = sum(rows.values())
