@@ -114,25 +114,22 @@ def cases() -> list[Case]:
         Case("queue · open · P1, sorted by due", "agent", "/?tab=open&priority=1&sort=due", 50, q),
         Case("ticket page · 200 events", "agent", f"/tickets/{numbers['long']}/", 60, 12),
         Case("ticket page · typical (closed)", "agent", f"/tickets/{numbers['typical']}/", 60, 12),
-        Case("API ticket list · no filter", "agent", "/api/v1/tickets/", 50, 8),
+        # The goal for the list API is "paginated, constant queries" (no time).
+        Case("API ticket list · no filter", "agent", "/api/v1/tickets/", None, 8),
         Case(
             "API ticket list · status+channel",
             "agent",
             "/api/v1/tickets/?status=in_progress&channel=hotline",
-            50,
+            None,
             8,
         ),
-        Case("API ticket list · assignee", "agent", "/api/v1/tickets/?assignee=agent", 50, 8),
-        Case(
-            "API ticket detail · 200 events", "agent", f"/api/v1/tickets/{numbers['long']}/", 60, 12
-        ),
-        Case(
-            "API ticket detail · typical", "agent", f"/api/v1/tickets/{numbers['typical']}/", 60, 12
-        ),
-        Case("approvals · team lead", "senior", "/approvals/", 50, 8),
-        Case("approvals · supervisor", "supervisor", "/approvals/", 50, 8),
-        Case("task board · department · unclaimed", "logistics", "/tasks/", 50, 8),
-        Case("task board · department · done", "logistics", "/tasks/?tab=done", 50, 8),
+        Case("API ticket list · assignee", "agent", "/api/v1/tickets/?assignee=agent", None, 8),
+        Case("API ticket detail · 200 events", "agent", f"/api/v1/tickets/{numbers['long']}/"),
+        Case("API ticket detail · typical", "agent", f"/api/v1/tickets/{numbers['typical']}/"),
+        Case("approvals · team lead", "senior", "/approvals/"),
+        Case("approvals · supervisor", "supervisor", "/approvals/"),
+        Case("task board · department · unclaimed", "logistics", "/tasks/"),
+        Case("task board · department · done", "logistics", "/tasks/?tab=done"),
     ]
 
 
@@ -315,7 +312,11 @@ def machine() -> str:
             "SELECT version()" if connection.vendor == "postgresql" else "SELECT sqlite_version()"
         )
         db = cursor.fetchone()[0].split(" on ")[0]
-    return f"{cpu}, {os.cpu_count()} cores, {ram} RAM; {db}; Python {platform.python_version()}"
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {ram} RAM; {db}; Python {platform.python_version()}; "
+        f"load average at the end {load} (1/5/15 min)"
+    )
 
 
 def data_summary() -> str:
