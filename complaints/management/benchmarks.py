@@ -239,7 +239,7 @@ def _parse_ab(output: str) -> tuple[float, float, float, int]:
     return p50, p95, rps, failed + (int(non2xx.group(1)) if non2xx else 0)
 
 
-def run_http(*, requests: int, concurrency: int, log) -> list[HttpResult]:
+def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
     if not shutil.which("ab"):
         log("  (skipped: `ab` not found — apt-get install apache2-utils)")
         return []
@@ -247,9 +247,8 @@ def run_http(*, requests: int, concurrency: int, log) -> list[HttpResult]:
     env = {
         **os.environ,
         "CLOSELOOP_DEBUG": "0",
-        "CLOSELOOP_SECRET_KEY": os.environ.get(
-            "CLOSELOOP_SECRET_KEY", "bench-only-secret-key-" + "x" * 40
-        ),
+        # The session cookie is signed in this process: gunicorn must share its key.
+        "CLOSELOOP_SECRET_KEY": settings.SECRET_KEY,
         "CLOSELOOP_SSL_REDIRECT": "0",
         "CLOSELOOP_DB_CONN_MAX_AGE": "600",
         "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
@@ -272,15 +271,17 @@ def run_http(*, requests: int, concurrency: int, log) -> list[HttpResult]:
     try:
         _wait_for(port)
         cookie = f"{settings.SESSION_COOKIE_NAME}={_session_cookie('agent')}"
-        for path in ("/?tab=mine", "/?tab=open"):
+        for path, clients in ((p, c) for p in ("/?tab=mine", "/?tab=open") for c in concurrency):
             url = f"http://127.0.0.1:{port}{path}"
-            ab = ["ab", "-q", "-k", "-C", cookie, "-c", str(concurrency)]
+            ab = ["ab", "-q", "-k", "-C", cookie, "-c", str(clients)]
             subprocess.run([*ab, "-n", "100", url], capture_output=True, check=True)  # warm-up
             out = subprocess.run(
                 [*ab, "-n", str(requests), url], capture_output=True, text=True, check=True
             )
+            if os.environ.get("BENCH_AB_LOG"):
+                Path(os.environ["BENCH_AB_LOG"]).write_text(out.stdout)
             p50, p95, rps, failed = _parse_ab(out.stdout)
-            results.append(HttpResult(path, concurrency, requests, p50, p95, rps, failed))
+            results.append(HttpResult(path, clients, requests, p50, p95, rps, failed))
             log(
                 f"  HTTP {path:<12} c={concurrency}  p50 {p50:.0f} ms  p95 {p95:.0f} ms  {rps:.1f} req/s  failed {failed}"
             )

@@ -21,8 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--warmup", type=int, default=20, help="Untimed requests first.")
         parser.add_argument("--only", help="Only rows whose name contains this text.")
         parser.add_argument("--no-http", action="store_true", help="Skip the gunicorn + ab run.")
-        parser.add_argument("--http-requests", type=int, default=2000)
-        parser.add_argument("--http-concurrency", type=int, default=8)
+        parser.add_argument("--http-requests", type=int, default=1000)
+        parser.add_argument(
+            "--http-concurrency",
+            type=int,
+            nargs="+",
+            default=[1, 8],
+            help="ab concurrency levels (default 1 for latency, 8 for throughput).",
+        )
         parser.add_argument("--markdown", help="Write the table into this file's section.")
 
     def handle(self, *args, **o):
