@@ -283,7 +283,7 @@ def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
             p50, p95, rps, failed = _parse_ab(out.stdout)
             results.append(HttpResult(path, clients, requests, p50, p95, rps, failed))
             log(
-                f"  HTTP {path:<12} c={concurrency}  p50 {p50:.0f} ms  p95 {p95:.0f} ms  {rps:.1f} req/s  failed {failed}"
+                f"  HTTP {path:<12} c={clients}  p50 {p50:.0f} ms  p95 {p95:.0f} ms  {rps:.1f} req/s  failed {failed}"
             )
     finally:
         server.send_signal(signal.SIGTERM)
