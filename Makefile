@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,28 @@ lint: install
 # Runs on SQLite by default; set DATABASE_URL=postgres://… for PostgreSQL.
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (docs/benchmarks.md): for each size, a fresh PostgreSQL database
+# closeloop_bench<size>, generated data, then `manage.py bench`, whose table replaces
+# that size's section of docs/benchmarks.md. Needs `ab` (apt-get install apache2-utils).
+# BENCH_REGENERATE=0 benchmarks the existing databases without rebuilding them.
+BENCH_HOST ?= 127.0.0.1
+BENCH_USER ?= postgres
+BENCH_SIZES ?= 100k:100000 1M:1000000
+BENCH_REGENERATE ?= 1
+bench: install
+	@set -e; for spec in $(BENCH_SIZES); do \
+	  label=$${spec%%:*}; tickets=$${spec##*:}; \
+	  db=closeloop_bench$$(echo $$label | tr A-Z a-z); \
+	  url=postgres://$(BENCH_USER)@$(BENCH_HOST):5432/$$db; \
+	  if [ "$(BENCH_REGENERATE)" = 1 ]; then \
+	    dropdb -h $(BENCH_HOST) -U $(BENCH_USER) --if-exists $$db; \
+	    createdb -h $(BENCH_HOST) -U $(BENCH_USER) $$db; \
+	    DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
+	    DATABASE_URL=$$url $(PY) manage.py generate_data --tickets $$tickets; \
+	  fi; \
+	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md; \
+	done
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

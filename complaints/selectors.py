@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, IntegerField, Max, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from .models import (
 )
 
 QUEUE_TABS = ("mine", "team", "open")
+# The filters that narrow a queue tab (sort only reorders it).
+QUEUE_FILTERS = ("status", "category", "priority", "channel")
 
 
 def ticket_for_user(user, number: str) -> tuple[Ticket, bool]:
@@ -80,14 +83,32 @@ def queue_tickets(user, *, tab: str = "mine", filters: dict | None = None):
     return qs
 
 
+def _count(qs) -> Coalesce:
+    """COUNT(*) of a queryset as a scalar subquery (the constant GROUP BY key is dropped,
+    so it yields one row; an empty queryset, `.none()`, yields NULL, hence the 0)."""
+    counted = qs.order_by().annotate(_all=Value(1)).values("_all").annotate(n=Count("*"))
+    return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
+
+
 def queue_counts(user) -> dict[str, int]:
-    team_id = policies.team_id_of(user)
-    team_filter = Q(team_id=team_id) | Q(team__isnull=True) if team_id else Q()
-    return Ticket.objects.aggregate(
-        mine=Count("id", filter=Q(assignee=user, status__in=OPEN_STATUSES)),
-        team=Count("id", filter=Q(assignee__isnull=True, status__in=ACTIVE_STATUSES) & team_filter),
-        open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
+    """The three tab badges in one query.
+
+    Each count is its own subquery, so each reads the small partial index made for its
+    tab (the open backlog is a few percent of a table that is mostly closed history)
+    instead of one pass over every open ticket evaluating three filters.
+    """
+    counts = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            mine=_count(queue_tickets(user, tab="mine")),
+            team=_count(queue_tickets(user, tab="team")),
+            open=_count(queue_tickets(user, tab="open")),
+        )
+        .values("mine", "team", "open")
+        .first()
     )
+    return counts or dict.fromkeys(QUEUE_TABS, 0)
 
 
 def available_actions(user, ticket: Ticket) -> list[str]:
@@ -292,12 +313,15 @@ def task_board(user, *, tab: str = "unclaimed"):
 
 
 def board_counts(user) -> dict[str, int]:
-    return visible_tasks(user).aggregate(
-        unclaimed=Count("id", filter=Q(state=TaskState.OPEN)),
-        mine=Count("id", filter=Q(assignee=user, state=TaskState.CLAIMED)),
-        department=Count("id", filter=Q(state=TaskState.CLAIMED)),
-        done=Count("id", filter=Q(state__in=[TaskState.DONE, TaskState.RETURNED])),
+    """The four tab badges in one query, each count on the index of its own tab."""
+    counts = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(**{tab: _count(task_board(user, tab=tab)) for tab in BOARD_TABS})
+        .values(*BOARD_TABS)
+        .first()
     )
+    return counts or dict.fromkeys(BOARD_TABS, 0)
 
 
 def ticket_tasks(ticket: Ticket, user=None) -> list[CollaborationTask]:

@@ -49,14 +49,19 @@ def queue(request):
     form = QueueFilterForm(request.GET or None, channels=channels)
     filters = form.cleaned_data if form.is_valid() else {}
     tickets = selectors.queue_tickets(request.user, tab=tab, filters=filters)
-    page = Paginator(tickets, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = selectors.queue_counts(request.user)
+    paginator = Paginator(tickets, QUEUE_PAGE_SIZE)
+    if not any(filters.get(f) for f in selectors.QUEUE_FILTERS):
+        # Unfiltered, the tab holds exactly what its badge counts: skip a second COUNT(*).
+        paginator.count = counts[tab]
+    page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "tab": tab,
         "form": form,
         "page": page,
-        "counts": selectors.queue_counts(request.user),
+        "counts": counts,
         "querystring": query.urlencode(),
     }
     template = "complaints/partials/queue_table.html" if request.htmx else "complaints/queue.html"
@@ -442,8 +447,11 @@ def task_board(request):
     tab = request.GET.get("tab", "unclaimed")
     if tab not in selectors.BOARD_TABS:
         tab = "unclaimed"
-    page = Paginator(selectors.task_board(user, tab=tab), 50).get_page(request.GET.get("page"))
-    context = {"tab": tab, "page": page, "counts": selectors.board_counts(user)}
+    counts = selectors.board_counts(user)
+    paginator = Paginator(selectors.task_board(user, tab=tab), 50)
+    paginator.count = counts[tab]  # the tab holds exactly what its badge counts
+    page = paginator.get_page(request.GET.get("page"))
+    context = {"tab": tab, "page": page, "counts": counts}
     return render(request, "complaints/task_board.html", context)
 
 

@@ -1,0 +1,37 @@
+"""`manage.py generate_data --tickets N`: benchmark-scale data from real customer texts.
+
+Up to a million tickets (and ~8 timeline events, contacts, compensation, collaboration
+tasks per ticket on average) in minutes on PostgreSQL; see
+`complaints.management.bulk_data`. Refuses a database holding tickets it did not write
+unless `--force`.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ..bulk_data import ForeignDataError, generate
+
+
+class Command(BaseCommand):
+    help = "Generate N benchmark tickets with customers, timelines, compensation and tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tickets", type=int, required=True, help="How many tickets.")
+        parser.add_argument("--seed", type=int, default=1, help="Random seed (default 1).")
+        parser.add_argument(
+            "--batch", type=int, default=50_000, help="Tickets per transaction (default 50000)."
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Add to a database that already holds tickets not written by this command.",
+        )
+
+    def handle(self, *args, tickets: int, seed: int, batch: int, force: bool, **options):
+        if tickets < 1:
+            raise CommandError("--tickets must be 1 or more.")
+        if batch < 1:
+            raise CommandError("--batch must be 1 or more.")
+        try:
+            generate(tickets=tickets, seed=seed, batch=batch, stdout=self.stdout, force=force)
+        except ForeignDataError as exc:
+            raise CommandError(str(exc)) from exc
