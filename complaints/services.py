@@ -1718,26 +1718,31 @@ def _reopen_after_low_score(ticket: Ticket, survey: Survey) -> None:
     )
 
 
-def _complete_due_callback(ticket: Ticket, actor, outcome: str, note: str) -> FollowUpCall:
-    """Mark the earliest pending call-back done (or record an ad-hoc one)."""
-    now = timezone.now()
-    call = ticket.callbacks.filter(state=CallbackState.PENDING).order_by("due_at", "id").first()
-    if call is None:
-        call = FollowUpCall(ticket=ticket, day=0, due_at=now, assignee=actor)
+def _write_callback_attempt(call: FollowUpCall, ticket: Ticket, actor, outcome: str, note: str):
+    """One call attempt on the record and the timeline; only "no answer" leaves it due."""
     call.attempts += 1
     call.outcome = outcome
     call.note = note
     call.recorded_by = actor
-    call.recorded_at = now
-    call.state = CallbackState.DONE
+    call.recorded_at = timezone.now()
+    if outcome != CallbackOutcome.NO_ANSWER:
+        call.state = CallbackState.DONE
     call.save()
     _record(
         ticket,
         actor,
         EventKind.CALLBACK,
-        note,
+        note or call.get_outcome_display(),
         after={"callback": call.pk, "day": call.day, "outcome": outcome},
     )
+
+
+def _complete_due_callback(ticket: Ticket, actor, outcome: str, note: str) -> FollowUpCall:
+    """Mark the earliest pending call-back done (or record an ad-hoc one)."""
+    call = ticket.callbacks.filter(state=CallbackState.PENDING).order_by("due_at", "id").first()
+    if call is None:
+        call = FollowUpCall(ticket=ticket, day=0, due_at=timezone.now(), assignee=actor)
+    _write_callback_attempt(call, ticket, actor, outcome, note)
     return call
 
 
@@ -1768,22 +1773,7 @@ def callback_record(
         errors["note"] = [_("Keep it under 5,000 characters.")]
     if errors:
         raise ValidationError(errors)
-    now = timezone.now()
-    call.attempts += 1
-    call.outcome = outcome
-    call.note = note
-    call.recorded_by = actor
-    call.recorded_at = now
-    if outcome != CallbackOutcome.NO_ANSWER:
-        call.state = CallbackState.DONE
-    call.save()
-    _record(
-        ticket,
-        actor,
-        EventKind.CALLBACK,
-        note or call.get_outcome_display(),
-        after={"callback": call.pk, "day": call.day, "outcome": outcome},
-    )
+    _write_callback_attempt(call, ticket, actor, outcome, note)
     follows_up = outcome == CallbackOutcome.REACHED and ticket.status == Status.RESOLVED
     if follows_up and policies.action_refusal(actor, ticket, "follow_up") is None:
         _follow_up_locked(ticket, actor, note)
