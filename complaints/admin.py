@@ -69,6 +69,17 @@ admin.site.site_title = _("Closeloop admin")
 admin.site.index_title = _("Configuration")
 
 
+class AdminUrlMixin:
+    """Reverse this model admin's own URLs (its extra action views included)."""
+
+    def _admin_url(self, view: str, *args) -> str:
+        return reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}",
+            args=args,
+            current_app=self.admin_site.name,
+        )
+
+
 class ReadOnlyAdminMixin:
     """View-only for everyone, superusers included: the rows are records services write."""
 
@@ -550,7 +561,7 @@ class CollaborationTaskInline(ReadOnlyInline):
 
 
 @admin.register(Ticket)
-class TicketAdmin(DepartmentScopedAdminMixin, PhoneSearchMixin, admin.ModelAdmin):
+class TicketAdmin(AdminUrlMixin, DepartmentScopedAdminMixin, PhoneSearchMixin, admin.ModelAdmin):
     department_scope = "pk"
     phone_lookup = "customer__phone"
     list_display = (
@@ -806,13 +817,6 @@ class TicketAdmin(DepartmentScopedAdminMixin, PhoneSearchMixin, admin.ModelAdmin
             ),
             *super().get_urls(),
         ]
-
-    def _admin_url(self, view: str, *args) -> str:
-        return reverse(
-            f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}",
-            args=args,
-            current_app=self.admin_site.name,
-        )
 
     def transition_view(self, request, object_id, name):
         """Render one lifecycle form and run it through its service on POST."""
@@ -1089,7 +1093,9 @@ class CompensationStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Compensation)
-class CompensationAdmin(HiddenFromDepartmentStaffMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CompensationAdmin(
+    AdminUrlMixin, HiddenFromDepartmentStaffMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Money is written by the services only; requests are decided with the buttons."""
 
     actions = None
@@ -1170,13 +1176,6 @@ class CompensationAdmin(HiddenFromDepartmentStaffMixin, ReadOnlyAdminMixin, admi
             ),
             *super().get_urls(),
         ]
-
-    def _admin_url(self, view: str, *args) -> str:
-        return reverse(
-            f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}",
-            args=args,
-            current_app=self.admin_site.name,
-        )
 
     def decision_view(self, request, object_id, decision):
         """Confirm one decision and run it through its service on POST."""
