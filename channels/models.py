@@ -21,6 +21,32 @@ class ChannelKind(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class Adapter(models.TextChoices):
+    """How a channel's outbound messages reach the customer."""
+
+    WEBHOOK = "webhook", _("Signed webhook to the channel")
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    CALLBACK = "callback", _("Call-back task for an agent")
+
+
+# The adapter a channel uses unless an admin picks another one.
+DEFAULT_ADAPTER = {
+    ChannelKind.WECHAT: Adapter.WEBHOOK,
+    ChannelKind.MINIPROGRAM: Adapter.WEBHOOK,
+    ChannelKind.APP: Adapter.WEBHOOK,
+    ChannelKind.WEIBO: Adapter.WEBHOOK,
+    ChannelKind.DOUYIN: Adapter.WEBHOOK,
+    ChannelKind.PLATFORM: Adapter.WEBHOOK,
+    ChannelKind.EMAIL: Adapter.EMAIL,
+    ChannelKind.WEB: Adapter.EMAIL,
+    ChannelKind.HOTLINE: Adapter.CALLBACK,
+    ChannelKind.STORE: Adapter.CALLBACK,
+    ChannelKind.REGULATOR: Adapter.CALLBACK,
+    ChannelKind.OTHER: Adapter.SMS,
+}
+
+
 def new_channel_key() -> str:
     """Public identifier a channel sends in X-Closeloop-Key (not a secret)."""
     return "ck_" + secrets.token_hex(16)
@@ -49,6 +75,20 @@ class Channel(models.Model):
         _("API secret"), max_length=64, default=new_channel_secret, editable=False
     )
     secret_rotated_at = models.DateTimeField(_("secret set at"), default=timezone.now)
+    # Outbound delivery (channels/outbox.py): how replies reach this channel's customers.
+    adapter = models.CharField(
+        _("delivery adapter"),
+        max_length=20,
+        choices=Adapter.choices,
+        blank=True,
+        help_text=_("Empty: the default for the channel's kind."),
+    )
+    callback_url = models.URLField(
+        _("callback URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("Where the signed webhook adapter posts outbound messages."),
+    )
 
     class Meta:
         ordering = ["code"]
@@ -57,6 +97,10 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def delivery_adapter(self) -> str:
+        return self.adapter or DEFAULT_ADAPTER.get(self.kind, Adapter.SMS)
 
 
 class AttachmentLink(models.Model):
@@ -159,3 +203,95 @@ class RegisterImport(models.Model):
 
     def __str__(self) -> str:
         return self.file_name
+
+
+# --- outbound delivery -----------------------------------------------------------
+
+
+class MessageKind(models.TextChoices):
+    FIRST_RESPONSE = "first_response", _("First response")
+    REPLY = "reply", _("Reply")
+    SOLUTION = "solution", _("Solution")
+    SURVEY = "survey", _("Survey link")
+    FOLLOW_UP = "follow_up", _("Follow-up reminder")
+
+
+class MessageState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    DEAD = "dead", _("Undeliverable")
+
+
+# States in which the outbox still owes the customer a delivery attempt.
+PENDING_STATES = (MessageState.QUEUED, MessageState.FAILED)
+
+
+class OutboundMessage(models.Model):
+    """One message the portal owes a customer, written with the action that causes it.
+
+    The worker claims a row (`claimed_until`) before it sends, so two workers never
+    send the same message; the id travels as the idempotency key, so a channel that
+    sees a message twice (a worker crashed after sending) can drop the copy.
+    """
+
+    message_id = models.UUIDField(_("message id"), unique=True, editable=False)
+    ticket = models.ForeignKey(
+        "complaints.Ticket",
+        verbose_name=_("ticket"),
+        on_delete=models.PROTECT,
+        related_name="outbound_messages",
+    )
+    event = models.ForeignKey(
+        "complaints.TimelineEvent",
+        verbose_name=_("timeline event"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="outbound_messages",
+    )
+    channel = models.ForeignKey(
+        Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="+"
+    )
+    adapter = models.CharField(_("adapter"), max_length=20, choices=Adapter.choices)
+    recipient_kind = models.CharField(_("recipient kind"), max_length=20, blank=True)
+    recipient = models.CharField(_("recipient"), max_length=200, blank=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
+    body = models.TextField(_("text"))
+    state = models.CharField(
+        _("state"), max_length=20, choices=MessageState.choices, default=MessageState.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    claimed_until = models.DateTimeField(_("being sent until"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    provider_ref = models.CharField(_("provider reference"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
+        indexes = [
+            # The retry sweep: only rows that are still owed and due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbound_due",
+                condition=models.Q(state__in=["queued", "failed"]),
+            ),
+            models.Index(fields=["ticket", "kind"], name="outbound_ticket_kind"),
+            models.Index(fields=["state", "created_at"], name="outbound_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} → {self.recipient or '?'}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in (MessageState.DELIVERED, MessageState.DEAD) or (
+            self.state == MessageState.FAILED and self.next_attempt_at is None
+        )

@@ -317,6 +317,11 @@ class Ticket(ChoiceLabelsMixin, FSMModelMixin, models.Model):
     classified_at = models.DateTimeField(_("classified at"), null=True, blank=True)
     assigned_at = models.DateTimeField(_("assigned at"), null=True, blank=True)
     first_responded_at = models.DateTimeField(_("first responded at"), null=True, blank=True)
+    # When the first response actually left for the customer (channels/outbox.py); the
+    # first-response SLA clock is met by this, not by the agent writing it.
+    first_response_sent_at = models.DateTimeField(
+        _("first response sent at"), null=True, blank=True
+    )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     followed_up_at = models.DateTimeField(_("followed up at"), null=True, blank=True)
@@ -645,6 +650,7 @@ class EventKind(models.TextChoices):
     SLA_WARNING = "sla_warning", _("SLA warning")
     SLA_PAUSED = "sla_paused", _("Waiting for the customer")
     SLA_RESUMED = "sla_resumed", _("Customer answered; SLA resumed")
+    DELIVERY_FAILED = "delivery_failed", _("Message not delivered")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -968,7 +974,8 @@ class CallbackOutcome(models.TextChoices):
 
 
 class FollowUpCall(models.Model):
-    """A call-back the agent owes the customer after resolution (day 3 and day 7)."""
+    """A call-back the agent owes the customer: after resolution (day 3 and day 7), or to
+    deliver a message on a channel that is answered by phone (`message`, day 0)."""
 
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="callbacks")
     day = models.PositiveSmallIntegerField(_("day after resolution"))
@@ -998,6 +1005,15 @@ class FollowUpCall(models.Model):
         related_name="+",
     )
     recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
+    # Set when the call delivers an outbound message (store and hotline channels).
+    message = models.ForeignKey(
+        "channels.OutboundMessage",
+        verbose_name=_("message to deliver"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="callbacks",
+    )
 
     class Meta:
         ordering = ["due_at", "id"]

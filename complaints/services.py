@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
 
+from channels import outbox
 from channels.models import Channel
 from kb.phrases import refuse_forbidden_phrases
 from kb.search import ticket_tokens
@@ -463,13 +464,14 @@ def ticket_first_response(
     _transition(ticket, "first_response")
     ticket.first_responded_at = now
     _save(ticket)
-    _record(
+    event = _record(
         ticket,
         actor,
         EventKind.FIRST_RESPONSE,
         message,
         after={"promised_followup_at": _iso(promised_followup_at)},
     )
+    outbox.message_queue(ticket=ticket, kind="first_response", body=message, event=event)  # outbox
     return ticket
 
 
@@ -757,7 +759,10 @@ def ticket_reply(
         refuse_forbidden_phrases(body, field="body")  # kb: forbidden-phrase check
     ticket.version += 1
     ticket.save(update_fields=["version", "updated_at"])
-    return _record(ticket, actor, EventKind.NOTE if internal else EventKind.REPLY, body)
+    event = _record(ticket, actor, EventKind.NOTE if internal else EventKind.REPLY, body)
+    if not internal:
+        outbox.message_queue(ticket=ticket, kind="reply", body=body, event=event)  # outbox
+    return event
 
 
 # --- evidence --------------------------------------------------------------------
@@ -1605,17 +1610,19 @@ def _start_closing_loop(ticket: Ticket, actor) -> Survey:
         )
         for day in settings.CLOSELOOP_FOLLOWUP_DAYS
     )
-    _record(
+    link = survey_url(survey)
+    event = _record(
         ticket,
         actor,
         EventKind.SURVEY_SENT,
-        survey_url(survey),
+        link,
         after={
             "survey": survey.pk,
             "expires_at": _iso(survey.expires_at),
             "callbacks": [_iso(call.due_at) for call in calls],
         },
     )
+    outbox.resolution_messages(ticket=ticket, event=event, survey_link=link)  # outbox
     return survey
 
 
@@ -1739,7 +1746,11 @@ def _write_callback_attempt(call: FollowUpCall, ticket: Ticket, actor, outcome: 
 
 def _complete_due_callback(ticket: Ticket, actor, outcome: str, note: str) -> FollowUpCall:
     """Mark the earliest pending call-back done (or record an ad-hoc one)."""
-    call = ticket.callbacks.filter(state=CallbackState.PENDING).order_by("due_at", "id").first()
+    call = (
+        ticket.callbacks.filter(state=CallbackState.PENDING, message__isnull=True)
+        .order_by("due_at", "id")
+        .first()
+    )
     if call is None:
         call = FollowUpCall(ticket=ticket, day=0, due_at=timezone.now(), assignee=actor)
     _write_callback_attempt(call, ticket, actor, outcome, note)
@@ -1774,6 +1785,8 @@ def callback_record(
     if errors:
         raise ValidationError(errors)
     _write_callback_attempt(call, ticket, actor, outcome, note)
+    if call.message_id:
+        outbox.callback_recorded(call, outcome)  # outbox: the call delivered a message
     follows_up = outcome == CallbackOutcome.REACHED and ticket.status == Status.RESOLVED
     if follows_up and policies.action_refusal(actor, ticket, "follow_up") is None:
         _follow_up_locked(ticket, actor, note)

@@ -199,6 +199,15 @@ CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 
+# Outbound delivery (channels/outbox.py): attempts before a message is dead-lettered,
+# the first retry delay (doubling, with jitter, up to the cap), the webhook timeout and
+# the SMS provider (a class with send(phone=, text=, message_id=) -> provider id).
+CLOSELOOP_OUTBOX_MAX_ATTEMPTS = env_int("CLOSELOOP_OUTBOX_MAX_ATTEMPTS", 6)
+CLOSELOOP_OUTBOX_BACKOFF_SECONDS = env_int("CLOSELOOP_OUTBOX_BACKOFF_SECONDS", 30)
+CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS = env_int("CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS", 3600)
+CLOSELOOP_OUTBOX_TIMEOUT_SECONDS = env_int("CLOSELOOP_OUTBOX_TIMEOUT_SECONDS", 10)
+CLOSELOOP_SMS_PROVIDER = env_str("CLOSELOOP_SMS_PROVIDER", "channels.outbox.ConsoleSmsProvider")
+
 # Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a
 # signature stays valid, and the request rate per channel key ("N/second|minute|hour").
 CLOSELOOP_INTAKE_MAX_BYTES = env_int("CLOSELOOP_INTAKE_MAX_KB", 64) * 1024

@@ -262,7 +262,8 @@ class ReplyScript(models.Model):
     body = models.TextField(
         _("text"),
         help_text=_(
-            "Placeholders: {customer_name}, {ticket_number}, {deadline}, {status_url}. "
+            "Placeholders: {customer_name}, {ticket_number}, {deadline}, {status_url}, "
+            "{survey_url} (in follow-up scripts). "
             "A first response must contain {ticket_number} and {status_url}."
         ),
     )

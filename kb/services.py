@@ -33,7 +33,7 @@ from .models import (
     SopTemplateVersion,
 )
 
-PLACEHOLDERS = ("customer_name", "ticket_number", "deadline", "status_url")
+PLACEHOLDERS = ("customer_name", "ticket_number", "deadline", "status_url", "survey_url")
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
 
 
@@ -242,8 +242,11 @@ def ticket_deadline(ticket: Ticket) -> dt.datetime:
     )
 
 
-def render_script(body: str, ticket: Ticket, *, deadline: dt.datetime | None = None) -> str:
-    """The script with its placeholders filled for this ticket (unknown ones left as is)."""
+def render_script(
+    body: str, ticket: Ticket, *, deadline: dt.datetime | None = None, survey_url: str = ""
+) -> str:
+    """The script with its placeholders filled for this ticket (unknown ones left as is;
+    {survey_url} only where a survey link exists, i.e. in the messages sent on resolution)."""
     try:
         customer_name = ticket.customer.name
     except Customer.DoesNotExist:
@@ -255,6 +258,7 @@ def render_script(body: str, ticket: Ticket, *, deadline: dt.datetime | None = N
             "%Y-%m-%d %H:%M"
         ),
         "status_url": ticket_services.status_url(ticket),
+        "survey_url": survey_url,
     }
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)
 

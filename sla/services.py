@@ -47,7 +47,7 @@ DEFAULT_TARGETS = {
 
 # The ticket timestamp that meets each stage.
 MET_BY = {
-    Stage.FIRST_RESPONSE: "first_responded_at",
+    Stage.FIRST_RESPONSE: "first_response_sent_at",  # sent, not just written (outbox)
     Stage.ASSESSMENT: "assigned_at",
     Stage.SOLUTION: "resolved_at",
     Stage.CLOSURE: "closed_at",

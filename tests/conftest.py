@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone, translation
 
+from channels import outbox
 from complaints import services
 from complaints.models import Department, Impact, Level, Role
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
@@ -180,6 +181,7 @@ def drive(ticket, actor, to: str):
             message=first_response_text(ticket),
             promised_followup_at=timezone.now() + dt.timedelta(days=1),
         )
+        outbox.deliver_due()  # the worker sends it (tests never commit, so on_commit is idle)
     if target >= 3:
         services.ticket_start(ticket=number, actor=actor)
     if target >= 4:

@@ -380,8 +380,8 @@ TICKET_COLUMNS = [
     "id", "number", "subject", "body", "order_no", "amount_level", "impact", "urgency",
     "priority", "status", "promised_followup_at", "resolution_time", "responsible_person",
     "solution", "evidence_ref", "followup_note", "created_at", "classified_at", "assigned_at",
-    "first_responded_at", "started_at", "resolved_at", "followed_up_at", "closed_at",
-    "updated_at", "first_response_due_at", "resolve_due_at", "close_due_at", "due_at",
+    "first_responded_at", "first_response_sent_at", "started_at", "resolved_at",
+    "followed_up_at", "closed_at", "updated_at", "first_response_due_at", "resolve_due_at", "close_due_at", "due_at",
     "escalation_level", "reopen_count", "contact_count", "version", "assignee_id",
     "category_id", "channel_id", "customer_id", "merged_into_id", "team_id",
 ]  # fmt: skip
@@ -920,7 +920,8 @@ class _Batch:
         self.tickets.append((
             tid, number, subject, body, order_no, amount_level, impact, urgency, priority, str(status),
             promised, resolution_time, responsible, solution, evidence, followup, created,
-            at.get("classified"), at.get("assigned"), at.get("first_responded"), at.get("started"),
+            at.get("classified"), at.get("assigned"), at.get("first_responded"), at.get("first_responded"),
+            at.get("started"),
             at.get("resolved"), at.get("followed_up"), at.get("closed"), max(t, created),
             first_due, resolve_due, close_due, due, escalation, reopen_count, contact_count,
             version, tk_assignee, cat_id, channel.id, customer, merged_into, tk_team,

@@ -185,7 +185,7 @@ class TicketReplay:
         )
         t.promised_followup_at = promised
         self._move("first_response", Status.ASSIGNED)
-        t.first_responded_at = at
+        t.first_responded_at = t.first_response_sent_at = at
         after = {"promised_followup_at": _iso(promised)}
         self._event(at, actor, EventKind.FIRST_RESPONSE, message, after=after)
 

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from channels import outbox
 from complaints import services
 from complaints.models import EventKind, Impact, Level, Priority, Status, Ticket, TimelineEvent
 from tests.conftest import drive, first_response_text
@@ -205,8 +206,13 @@ class TestFirstResponse:
         )
         ticket.refresh_from_db()
         assert ticket.promised_followup_at == promise
-        assert ticket.due_at == ticket.resolve_due_at
         assert ticket.status == Status.ASSIGNED
+        # Written is not sent: the first-response deadline holds until the outbox sends it.
+        assert ticket.due_at == ticket.first_response_due_at
+        outbox.deliver_due()
+        ticket.refresh_from_db()
+        assert ticket.first_response_sent_at is not None
+        assert ticket.due_at == ticket.resolve_due_at
 
     def test_start_before_first_response_is_refused(self, ticket, agent):
         self._ready(ticket, agent)
