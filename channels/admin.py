@@ -1,20 +1,37 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import services
-from .models import AttachmentLink, Channel, IdentityConflict, RegisterImport
+from complaints.admin import HiddenFromDepartmentStaffMixin
+
+from . import outbox, services
+from .models import AttachmentLink, Channel, IdentityConflict, OutboundMessage, RegisterImport
 
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "kind", "is_active", "key", "created_at")
+    list_display = ("code", "name", "kind", "is_active", "delivery", "key", "created_at")
     list_filter = ("kind", "is_active")
     search_fields = ("code", "name", "key")
     # The secret is never a field here: it is shown once, in a message, when it is set.
-    fields = ("code", "name", "kind", "is_active", "key", "secret_rotated_at", "created_at")
+    fields = (
+        "code",
+        "name",
+        "kind",
+        "is_active",
+        "adapter",
+        "callback_url",
+        "key",
+        "secret_rotated_at",
+        "created_at",
+    )
     readonly_fields = ("key", "secret_rotated_at", "created_at")
     actions = ("rotate_secret",)
+
+    @admin.display(description=_("delivery"))
+    def delivery(self, obj):
+        return obj.get_adapter_display() if obj.adapter else f"({obj.delivery_adapter})"
 
     def get_readonly_fields(self, request, obj=None):
         # The code names the channel in the intake API and on every ticket's timeline;
@@ -88,3 +105,50 @@ class RegisterImportAdmin(RecordAdmin):
     )
     list_filter = ("state",)
     list_select_related = ("uploaded_by",)
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(HiddenFromDepartmentStaffMixin, RecordAdmin):
+    """The outbox: every message owed to a customer; dead letters are retried from here."""
+
+    list_display = (
+        "created_at",
+        "ticket",
+        "kind",
+        "channel",
+        "adapter",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    )
+    list_filter = ("state", "kind", "adapter", "channel")
+    list_select_related = ("ticket", "channel")
+    search_fields = ("ticket__number", "recipient", "=message_id")
+    date_hierarchy = "created_at"
+    actions = ("retry_now",)
+
+    def has_retry_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    @admin.action(description=_("Retry now"), permissions=["retry"])
+    def retry_now(self, request, queryset):
+        done = 0
+        for message in queryset:
+            try:
+                outbox.message_retry(message=message, actor=request.user)
+                done += 1
+            except (ValidationError, PermissionDenied) as exc:
+                self.message_user(
+                    request,
+                    f"{message.ticket.number} {message.get_kind_display()}: "
+                    + " ".join(getattr(exc, "messages", [str(exc)])),
+                    messages.ERROR,
+                )
+        if done:
+            self.message_user(
+                request,
+                gettext("%(n)d message(s) queued for delivery again.") % {"n": done},
+                messages.SUCCESS,
+            )

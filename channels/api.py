@@ -29,7 +29,7 @@ from complaints.api import JSONParser
 from complaints.serializers import ErrorOutput
 from complaints.services import status_url
 
-from . import services
+from . import outbox, services
 from .models import Channel
 
 KEY_HEADER = "X-Closeloop-Key"
@@ -314,3 +314,91 @@ class IntakeApi(APIView):
         }
         code = status.HTTP_201_CREATED if result.created and not result.replayed else 200
         return Response(IntakeOutput(data).data, status=code)
+
+
+# --- delivery receipts -----------------------------------------------------------------
+
+
+class ReceiptInput(serializers.Serializer):
+    message_id = serializers.UUIDField(help_text="The `message_id` of the delivered webhook.")
+    status = serializers.ChoiceField(
+        choices=["delivered", "failed"], help_text="What became of the message."
+    )
+    error = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="Why it failed."
+    )
+
+
+class ReceiptOutput(serializers.Serializer):
+    message_id = serializers.UUIDField()
+    ticket_number = serializers.CharField()
+    state = serializers.CharField(help_text="queued, sent, delivered, failed or dead.")
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReceiptApi(APIView):
+    authentication_classes = [ChannelSignatureAuthentication]
+    permission_classes = [IsSignedChannel]
+    throttle_classes = [ChannelRateThrottle]
+    parser_classes = [JSONParser]
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        _check_size(length)
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=["intake"],
+        summary="Report the delivery of an outbound message",
+        description=(
+            "A channel reports what became of a message the outbox sent to its callback URL, "
+            "signed exactly like intake. `delivered` marks it delivered (for a first response, "
+            "the first-response SLA counts from the time it was sent); `failed` marks it failed "
+            "and warns the ticket's agent. The same receipt again is answered 200 and changes "
+            "nothing; `failed` after `delivered` is a 409.\n\n"
+            "Errors: 400 bad fields, 401 unknown key or bad signature, 404 this channel was "
+            "sent no such message, 409 contradicting an earlier delivered receipt."
+        ),
+        parameters=[
+            _header(KEY_HEADER, "The channel's key."),
+            _header(TIMESTAMP_HEADER, "Unix time in seconds when the request was signed."),
+            _header(
+                SIGNATURE_HEADER,
+                'Hex HMAC-SHA256 of `timestamp + "." + raw body`, keyed with the secret.',
+            ),
+        ],
+        request=ReceiptInput,
+        responses={
+            200: ReceiptOutput,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Bad input."),
+            401: OpenApiResponse(ErrorOutput, description="Unknown key or bad signature."),
+            404: OpenApiResponse(ErrorOutput, description="No such message for this channel."),
+            409: OpenApiResponse(ErrorOutput, description="Already reported delivered."),
+            413: OpenApiResponse(ErrorOutput, description="The body is over the size limit."),
+            415: OpenApiResponse(ErrorOutput, description="Send application/json."),
+            429: OpenApiResponse(ErrorOutput, description="Too many requests from this channel."),
+        },
+    )
+    def post(self, request):
+        serializer = ReceiptInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        message = outbox.receipt_record(
+            channel=request.auth,
+            message_id=data["message_id"],
+            state=data["status"],
+            error=data.get("error", ""),
+        )
+        return Response(
+            ReceiptOutput(
+                {
+                    "message_id": message.message_id,
+                    "ticket_number": message.ticket.number,
+                    "state": message.state,
+                    "delivered_at": message.delivered_at,
+                }
+            ).data
+        )

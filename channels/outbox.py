@@ -324,17 +324,27 @@ def _dead_lettered(message: OutboundMessage) -> None:
 # --- admin and receipts ------------------------------------------------------------------
 
 
-def message_retry(*, message: OutboundMessage | int, actor) -> OutboundMessage:
-    """ "Retry now": a dead or failed message gets a fresh set of attempts."""
+def retry_refusal(actor, message: OutboundMessage) -> str | None:
+    """Why `actor` may not retry this message (None: they may)."""
     from complaints import policies
 
-    if not (actor.is_superuser or policies.is_service_lead(actor)):
-        raise PermissionDenied(_("Only team leads, supervisors and admins retry deliveries."))
+    if actor.is_superuser:
+        return None
+    if not policies.is_service_staff(actor) or not policies.can_view_ticket(actor, message.ticket):
+        return _("Only customer-service staff of this ticket retry its deliveries.")
+    return None
+
+
+def message_retry(*, message: OutboundMessage | int, actor) -> OutboundMessage:
+    """Retry now: a dead or failed message gets a fresh set of attempts."""
     pk = message.pk if isinstance(message, OutboundMessage) else message
     with transaction.atomic():
         message = OutboundMessage.objects.select_for_update().filter(pk=pk).first()
         if message is None:
             raise ValidationError(_("No such message."))
+        refusal = retry_refusal(actor, message)
+        if refusal:
+            raise PermissionDenied(refusal)
         if message.state not in (MessageState.FAILED, MessageState.DEAD):
             raise ValidationError(
                 _("Only failed or undeliverable messages are retried; this one is %(state)s.")

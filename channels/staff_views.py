@@ -3,6 +3,7 @@
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,8 +20,8 @@ from complaints.models import Category, Customer, Ticket
 from complaints.phone import normalize_phone
 from complaints.selectors import customer_360
 
-from . import registers, services
-from .models import RegisterImport
+from . import outbox, registers, services
+from .models import OutboundMessage, RegisterImport
 
 # An export is a working list, not a backup.
 MAX_EXPORT_ROWS = 50_000
@@ -198,3 +199,51 @@ def hotline(request):
         "customer360": customer_360(customer) if customer is not None else None,
     }
     return render(request, "channels/hotline.html", context, status=status)
+
+
+# --- outbound delivery on the ticket page ---------------------------------------------------
+
+# htmx stops polling on this status (https://htmx.org/attributes/hx-trigger/).
+HTMX_STOP_POLLING = 286
+
+
+def _ticket_message(user, number, pk):
+    from complaints.selectors import ticket_for_user
+
+    ticket, can_write = ticket_for_user(user, number)
+    if not can_write:
+        raise PermissionDenied(_("Department staff work their tasks from the task board."))
+    message = get_object_or_404(
+        OutboundMessage.objects.select_related("ticket"), pk=pk, ticket=ticket
+    )
+    return message
+
+
+def _delivery_response(request, message, status=200):
+    context = {
+        "m": message,
+        "can_retry": outbox.retry_refusal(request.user, message) is None,
+        "poll_seconds": settings.CLOSELOOP_DELIVERY_POLL_SECONDS,
+    }
+    response = render(request, "channels/partials/delivery.html", context, status=status)
+    if status == 200 and message.is_final:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+def message_state(request, number, pk):
+    """The delivery badge of one message (polled by htmx until it is final)."""
+    return _delivery_response(request, _ticket_message(request.user, number, pk))
+
+
+@login_required
+@require_POST
+def message_retry(request, number, pk):
+    message = _ticket_message(request.user, number, pk)
+    try:
+        message = outbox.message_retry(message=message, actor=request.user)
+    except ValidationError as exc:
+        message.last_error = " ".join(exc.messages)
+        return _delivery_response(request, message, status=400)
+    return _delivery_response(request, message)

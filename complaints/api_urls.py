@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from channels.api import IntakeApi
+from channels.api import IntakeApi, ReceiptApi
 from kb.api import KbSearchApi
 
 from . import api
@@ -14,6 +14,7 @@ ID = r"(?P<id>[0-9]{1,18})"
 urlpatterns = [
     path("auth/token/", api.TokenObtainApi.as_view(), name="api-token"),
     path("intake/", IntakeApi.as_view(), name="api-intake"),
+    path("channels/receipts/", ReceiptApi.as_view(), name="api-channel-receipts"),
     path("tickets/", api.TicketListApi.as_view(), name="api-ticket-list"),
     re_path(rf"^tickets/{NUMBER}/$", api.TicketDetailApi.as_view(), name="api-ticket-detail"),
     re_path(

@@ -384,7 +384,7 @@ def due_callbacks(user, *, limit: int = 200):
 def callbacks_for_user(user):
     """Pending call-backs: the agent's own; a lead's team's; a supervisor's all."""
     qs = FollowUpCall.objects.filter(state=CallbackState.PENDING).select_related(
-        "ticket__customer", "assignee"
+        "ticket__customer", "assignee", "message"
     )
     role = policies.role_of(user)
     if role == Role.AGENT:

@@ -1,5 +1,7 @@
 from django.urls import path
 
+from channels import staff_views as channel_views
+
 from . import views
 
 app_name = "workspace"
@@ -17,6 +19,16 @@ urlpatterns = [
         name="attachment",
     ),
     path("customers/<int:pk>/", views.customer_detail, name="customer"),
+    path(
+        "tickets/<str:number>/messages/<int:pk>/",
+        channel_views.message_state,
+        name="ticket-message",
+    ),
+    path(
+        "tickets/<str:number>/messages/<int:pk>/retry/",
+        channel_views.message_retry,
+        name="ticket-message-retry",
+    ),
 ]
 
 urlpatterns += [

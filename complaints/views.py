@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from channels.models import Channel
+from channels.selectors import delivery_context
 from kb.views import ticket_context as kb_ticket_context
 
 from . import policies, selectors, services
@@ -82,6 +83,7 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         escalate = bound.get("escalate")
     events = list(ticket.events.select_related("actor").order_by("-created_at", "-id"))
     has_attachments = any(e.kind == EventKind.ATTACHMENT for e in events)
+    delivery = delivery_context(request.user, ticket, events)  # outbox: delivery states
     compensation = _compensation_context(request, ticket, bound, cap)
     return {
         "ticket": ticket,
@@ -101,6 +103,7 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "attachment_form": bound.get("attachment") or AttachmentForm(),
         "status_url": services.status_url(ticket),
         **compensation,
+        **delivery,
         **_collaboration_context(request, ticket, bound),
         **kb_ticket_context(request, ticket),  # kb: SOP checklist and reply scripts
     }
