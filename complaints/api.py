@@ -277,6 +277,7 @@ def _ticket_detail_response(request, number: str):
         Prefetch("events", queryset=TimelineEvent.objects.select_related("actor")),
         Prefetch("contacts", queryset=Contact.objects.select_related("channel")),
         "attachments",
+        "outbound_messages",
     )
     data = TicketDetailOutput(ticket, context={"request": request}).data
     return Response(data)

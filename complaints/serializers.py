@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from channels.models import Adapter, MessageKind, MessageState
+
 from . import policies, selectors
 from .models import (
     Attachment,
@@ -343,6 +345,22 @@ class AttachmentOutput(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request else url
 
 
+class OutboundMessageOutput(serializers.Serializer):
+    """A message the portal sent (or is sending) the customer, with its delivery state."""
+
+    message_id = serializers.UUIDField()
+    event = serializers.IntegerField(source="event_id", allow_null=True)
+    kind = serializers.ChoiceField(choices=MessageKind.choices)
+    adapter = serializers.ChoiceField(choices=Adapter.choices)
+    state = serializers.ChoiceField(choices=MessageState.choices)
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+
 class TicketDetailOutput(TicketListOutput):
     amount_level = GradeField(allow_null=True, read_only=True)
     urgency = GradeField(allow_null=True, read_only=True)
@@ -351,6 +369,7 @@ class TicketDetailOutput(TicketListOutput):
     events = TimelineEventOutput(many=True)
     contacts = ContactOutput(many=True)
     attachments = AttachmentOutput(many=True)
+    outbound_messages = OutboundMessageOutput(many=True)
 
     class Meta(TicketListOutput.Meta):
         fields = [
@@ -370,6 +389,7 @@ class TicketDetailOutput(TicketListOutput):
             "classified_at",
             "assigned_at",
             "first_responded_at",
+            "first_response_sent_at",
             "started_at",
             "resolved_at",
             "followed_up_at",
@@ -384,6 +404,7 @@ class TicketDetailOutput(TicketListOutput):
             "events",
             "contacts",
             "attachments",
+            "outbound_messages",
         ]
         read_only_fields = fields
 

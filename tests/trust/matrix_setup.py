@@ -30,6 +30,7 @@ class World:
     customer: object
     callback: object  # a pending call-back of a resolved ticket
     survey_link: str
+    message: object = None  # the outbound first response on `ticket` (sent)
 
 
 def build_world(*, agent, customer, channel, team_a, settings, tmp_path) -> World:
@@ -61,7 +62,7 @@ def build_world(*, agent, customer, channel, team_a, settings, tmp_path) -> Worl
     drive(resolved, agent, "resolved")
     survey = resolved.surveys.get()
     link = services.survey_url(survey).rsplit("/survey/", 1)[1].strip("/")
-    return World(
+    world = World(
         ticket,
         other,
         task,
@@ -72,3 +73,5 @@ def build_world(*, agent, customer, channel, team_a, settings, tmp_path) -> Worl
         resolved.callbacks.order_by("due_at").first(),
         link,
     )
+    world.message = ticket.outbound_messages.get(kind="first_response")
+    return world

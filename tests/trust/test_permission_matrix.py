@@ -68,6 +68,7 @@ MATRIX = {
     ),
     # Channels authenticate by key and signature, never by a user's session.
     "api-intake": ("post", lambda w, p: "/api/v1/intake/", {}, everyone(401)),
+    "api-channel-receipts": ("post", lambda w, p: "/api/v1/channels/receipts/", {}, everyone(401)),
     # --- offline-store registers and export -------------------------------------------
     "intake:hotline": (
         "get",
@@ -147,6 +148,18 @@ MATRIX = {
         lambda w, p: f"/tickets/{ticket_of(w, p).number}/attachments/{w.attachment.pk}/",
         None,
         staff(200, anonymous=302, log_own=404, log_other=404),
+    ),
+    "workspace:ticket-message": (
+        "get",
+        lambda w, p: f"/tickets/{ticket_of(w, p).number}/messages/{w.message.pk}/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=404),
+    ),
+    "workspace:ticket-message-retry": (
+        "post",
+        lambda w, p: f"/tickets/{ticket_of(w, p).number}/messages/{w.message.pk}/retry/",
+        {},
+        staff(400, anonymous=302, log_own=403, log_other=404),
     ),
     "workspace:customer": (
         "get",
@@ -493,7 +506,7 @@ def test_status(
 
 
 # Signature-authenticated (no cookie to ride on), so CSRF does not apply.
-CSRF_EXEMPT = {"api-intake"}
+CSRF_EXEMPT = {"api-intake", "api-channel-receipts"}
 POST_CASES = [
     name for name, entry in MATRIX.items() if entry[0] == "post" and name not in CSRF_EXEMPT
 ]
