@@ -477,3 +477,38 @@ def test_nothing_is_sent_when_the_action_rolls_back_and_sent_after_commit(
     (request,) = receiver.received
     assert request.json["body"] == "这条回复提交后发送"
     assert last_message(ticket).state == MessageState.SENT
+
+
+# --- the admin's dead-letter list ----------------------------------------------------------------
+
+
+def test_admin_lists_dead_messages_and_retries_them(
+    wechat_ticket, agent, admin_user, receiver, client
+):
+    receiver.plan = [400]
+    reply(wechat_ticket, agent)
+    outbox.deliver_due()
+    message = last_message(wechat_ticket)
+    client.force_login(admin_user)
+    changelist = reverse("admin:channels_outboundmessage_changelist")
+    page = client.get(changelist, {"state__exact": "dead"})
+    assert page.status_code == 200
+    assert wechat_ticket.number in page.content.decode()
+    assert "The channel answered HTTP 400." in page.content.decode()
+
+    response = client.post(
+        changelist, {"action": "retry_now", "_selected_action": [message.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert message.state == MessageState.QUEUED
+    outbox.deliver_due()
+    message.refresh_from_db()
+    assert message.state == MessageState.SENT
+
+
+def test_department_staff_do_not_see_the_outbox_in_the_admin(logistics, client):
+    logistics.is_staff = True
+    logistics.save()
+    client.force_login(logistics)
+    assert client.get(reverse("admin:channels_outboundmessage_changelist")).status_code == 403
