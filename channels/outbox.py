@@ -195,6 +195,22 @@ def resolution_messages(*, ticket: Ticket, event, survey_link: str) -> None:
     message_queue(ticket=ticket, kind=MessageKind.SURVEY, body=survey_text, event=event)
 
 
+def survey_reminder_message(*, ticket: Ticket, event, survey_link: str) -> OutboundMessage:
+    """The follow-up reminder: the survey link once more, worded by the follow-up script."""
+    from kb.models import ScriptKind
+    from kb.services import render_script
+
+    with translation.override(settings.LANGUAGE_CODE):
+        script = _script(ticket, ScriptKind.FOLLOW_UP) or _(
+            "Dear {customer_name}, a reminder: how did we do on complaint {ticket_number}? "
+            "Your rating helps us improve: {survey_url}"
+        )
+        text = render_script(script, ticket, survey_url=survey_link)
+        if "{survey_url}" not in script:
+            text += "\n" + _("Rate us: %(url)s") % {"url": survey_link}
+    return message_queue(ticket=ticket, kind=MessageKind.FOLLOW_UP, body=text, event=event)
+
+
 def enqueue_delivery(pk: int) -> None:
     from django_q.tasks import async_task
 

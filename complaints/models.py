@@ -651,6 +651,7 @@ class EventKind(models.TextChoices):
     SLA_PAUSED = "sla_paused", _("Waiting for the customer")
     SLA_RESUMED = "sla_resumed", _("Customer answered; SLA resumed")
     DELIVERY_FAILED = "delivery_failed", _("Message not delivered")
+    SURVEY_REMINDED = "survey_reminded", _("Survey reminder sent")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -930,6 +931,8 @@ class Survey(models.Model):
     created_at = models.DateTimeField(_("sent at"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires at"))
     answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    # The one reminder the customer gets while the survey is unanswered (outbox).
+    reminded_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
     # Five dimensions, 1–5.
     efficiency = models.PositiveSmallIntegerField(_("efficiency"), null=True, blank=True)
     attitude = models.PositiveSmallIntegerField(_("attitude"), null=True, blank=True)

@@ -1626,6 +1626,43 @@ def _start_closing_loop(ticket: Ticket, actor) -> Survey:
     return survey
 
 
+def survey_send_reminders(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Remind customers once of a survey still unanswered after the reminder delay.
+
+    Run hourly by the `survey-reminders` schedule; only resolved tickets whose current
+    survey is open and unexpired qualify, so a reopened or closed ticket is left alone.
+    """
+    days = settings.CLOSELOOP_SURVEY_REMINDER_DAYS
+    if days <= 0:
+        return 0
+    now = now or timezone.now()
+    due = list(
+        Survey.objects.filter(
+            answered_at__isnull=True,
+            reminded_at__isnull=True,
+            expires_at__gt=now,
+            created_at__lte=now - dt.timedelta(days=days),
+            ticket__status=Status.RESOLVED,
+        ).values_list("pk", "ticket_id")[:limit]
+    )
+    sent = 0
+    for survey_pk, ticket_pk in due:
+        with transaction.atomic():
+            ticket = _lock(Ticket(pk=ticket_pk))
+            survey = Survey.objects.select_for_update().get(pk=survey_pk)
+            if survey.reminded_at or survey.answered_at or ticket.status != Status.RESOLVED:
+                continue  # answered or reminded meanwhile (another worker)
+            if _current_survey(ticket).pk != survey.pk:
+                continue
+            survey.reminded_at = now
+            survey.save(update_fields=["reminded_at"])
+            link = survey_url(survey)
+            event = _record(ticket, None, EventKind.SURVEY_REMINDED, link)
+            outbox.survey_reminder_message(ticket=ticket, event=event, survey_link=link)
+            sent += 1
+    return sent
+
+
 def survey_from_link(signed: str) -> Survey:
     """The survey behind a link, or a ValidationError that reveals nothing about tickets."""
     invalid = ValidationError(_("This survey link is invalid or has expired."))

@@ -198,6 +198,9 @@ CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 # the agent owes the customer call-backs on these days after resolution.
 CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
+# An unanswered survey is recalled to the customer once, this many days after it was sent
+# (0: never).
+CLOSELOOP_SURVEY_REMINDER_DAYS = env_int("CLOSELOOP_SURVEY_REMINDER_DAYS", 3)
 
 # Outbound delivery (channels/outbox.py): attempts before a message is dead-lettered,
 # the first retry delay (doubling, with jitter, up to the cap), the webhook timeout and

@@ -512,3 +512,58 @@ def test_department_staff_do_not_see_the_outbox_in_the_admin(logistics, client):
     logistics.save()
     client.force_login(logistics)
     assert client.get(reverse("admin:channels_outboundmessage_changelist")).status_code == 403
+
+
+# --- follow-up reminder: the survey link once more ------------------------------------------------
+
+
+def test_an_unanswered_survey_is_recalled_once_after_three_days(wechat_ticket, agent, receiver):
+    resolved_at = timezone.now()
+    with time_machine.travel(resolved_at, tick=False):
+        services.ticket_resolve(
+            ticket=wechat_ticket.number,
+            actor=agent,
+            solution="补发商品",
+            responsible_person="物流部 刘师傅",
+            resolution_time=resolved_at,
+            evidence_ref="SF1",
+        )
+    assert services.survey_send_reminders(now=resolved_at + dt.timedelta(days=2)) == 0
+    assert services.survey_send_reminders(now=resolved_at + dt.timedelta(days=3, minutes=1)) == 1
+    assert services.survey_send_reminders(now=resolved_at + dt.timedelta(days=4)) == 0  # once
+
+    reminder = OutboundMessage.objects.get(ticket=wechat_ticket, kind=MessageKind.FOLLOW_UP)
+    assert "/survey/" in reminder.body and wechat_ticket.number in reminder.body
+    assert wechat_ticket.events.filter(kind=EventKind.SURVEY_REMINDED).count() == 1
+    outbox.deliver_due()
+    reminder.refresh_from_db()
+    assert reminder.state == MessageState.SENT
+
+
+def test_answered_or_reopened_tickets_get_no_reminder(wechat_ticket, agent):
+    from complaints.services import survey_answer
+
+    services.ticket_resolve(
+        ticket=wechat_ticket.number,
+        actor=agent,
+        solution="补发商品",
+        responsible_person="物流部 刘师傅",
+        resolution_time=timezone.now(),
+        evidence_ref="SF1",
+    )
+    survey = wechat_ticket.surveys.get()
+    link = services.survey_url(survey).rstrip("/").rsplit("/", 1)[1]
+    survey_answer(
+        link=link,
+        answers={
+            "efficiency": 5,
+            "attitude": 5,
+            "clarity": 5,
+            "resolution": 5,
+            "empathy": 5,
+            "overall": 10,
+        },
+    )
+    later = timezone.now() + dt.timedelta(days=5)
+    assert services.survey_send_reminders(now=later) == 0
+    assert not OutboundMessage.objects.filter(kind=MessageKind.FOLLOW_UP).exists()

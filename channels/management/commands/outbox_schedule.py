@@ -1,25 +1,39 @@
-"""Create or update the django-q2 schedule that retries due outbound messages every minute."""
+"""Create or update the django-q2 schedules of outbound delivery: retries every minute,
+survey reminders every hour."""
 
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
+# name: (task, every so many minutes)
+SCHEDULES = {
+    "outbox-retries": ("channels.outbox.deliver_due", 1),
+    "survey-reminders": ("complaints.services.survey_send_reminders", 60),
+}
 
-def ensure_schedule() -> tuple[Schedule, bool]:
-    return Schedule.objects.update_or_create(
-        name="outbox-retries",
-        defaults={
-            "func": "channels.outbox.deliver_due",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+
+def ensure_schedules() -> list[tuple[Schedule, bool]]:
+    return [
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+        for name, (func, minutes) in SCHEDULES.items()
+    ]
 
 
 class Command(BaseCommand):
-    help = "Create (or repair) the outbox retry schedule; safe to run repeatedly."
+    help = (
+        "Create (or repair) the outbox retry and survey-reminder schedules; safe to run repeatedly."
+    )
 
     def handle(self, *args, **options):
-        schedule, created = ensure_schedule()
-        verb = "Created" if created else "Kept"
-        self.stdout.write(f"{verb} schedule {schedule.name!r}: {schedule.func} every minute")
+        for schedule, created in ensure_schedules():
+            verb = "Created" if created else "Kept"
+            self.stdout.write(
+                f"{verb} schedule {schedule.name!r}: {schedule.func} every {schedule.minutes} min"
+            )
