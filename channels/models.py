@@ -172,6 +172,7 @@ class RegisterImport(models.Model):
 
     class State(models.TextChoices):
         PREVIEWED = "previewed", _("Checked, waiting for confirmation")
+        IMPORTING = "importing", _("Importing")
         IMPORTED = "imported", _("Imported")
         REFUSED = "refused", _("Refused: nothing imported")
 

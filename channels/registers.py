@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 import tablib
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -292,26 +293,77 @@ def register_upload(*, uploaded, actor) -> RegisterImport:
     return record
 
 
+# Files up to this many rows import within the request; larger ones in a q2 worker,
+# with their progress shown on the import's page.
+SYNC_IMPORT_ROWS = 300
+PROGRESS_EVERY = 25
+
+
+def progress_key(pk: int) -> str:
+    return f"register-import:{pk}"
+
+
+def import_progress(record: RegisterImport) -> int:
+    """Rows of a running import done so far (0 before the worker starts)."""
+    return caches["progress"].get(progress_key(record.pk), 0)
+
+
 @transaction.atomic
 def register_confirm(*, record: RegisterImport | int, actor) -> RegisterImport:
-    """Import a checked file whole: every row through intake, or none if one fails."""
+    """Import a checked file whole: every row through intake, or none if one fails.
+
+    Large files are handed to a django-q2 worker after commit (state "importing");
+    the import's page shows the rows done until the result is in.
+    """
     pk = record.pk if isinstance(record, RegisterImport) else record
     record = RegisterImport.objects.select_for_update().get(pk=pk)
     if record.state != RegisterImport.State.PREVIEWED:
         raise ValidationError(_("This file was already imported or refused; upload it again."))
+    if record.row_count > SYNC_IMPORT_ROWS:
+        from django_q.tasks import async_task
+
+        record.state = RegisterImport.State.IMPORTING
+        record.save(update_fields=["state"])
+        caches["progress"].set(progress_key(pk), 0, 24 * 3600)
+        transaction.on_commit(
+            lambda: async_task(
+                "channels.registers.register_import_run", pk, actor.pk, group="registers"
+            )
+        )
+        return record
+    return _run_import(record, actor)
+
+
+@transaction.atomic
+def register_import_run(pk: int, actor_pk: int) -> str:
+    """The q2 task of a large import. Safe to run again after a crash: the import is one
+    transaction (rolled back whole), and a finished one is not touched."""
+    from django.contrib.auth import get_user_model
+
+    record = RegisterImport.objects.select_for_update().get(pk=pk)
+    if record.state != RegisterImport.State.IMPORTING:
+        return record.state
+    actor = get_user_model().objects.get(pk=actor_pk)
+    return _run_import(record, actor).state
+
+
+def _run_import(record: RegisterImport, actor) -> RegisterImport:
     with record.file.open("rb") as handle:
         content = handle.read()
     # Checked again: stores, categories or the date may have changed since the preview.
     rows, problems, count = parse_register(content, record.file_name)
+    progress = caches["progress"]
     new = joined = known = 0
     if not problems:
         try:
             with transaction.atomic():
-                for row in rows:
+                for done, row in enumerate(rows, start=1):
                     result = _import_row(row, record, actor)
                     new += result.created and not result.replayed
                     joined += not result.created and not result.replayed
                     known += result.replayed
+                    if done % PROGRESS_EVERY == 0:
+                        progress.set(progress_key(record.pk), done, 24 * 3600)
         except ValidationError as exc:
             problems = [{"row": row.number, "column": "", "reason": " ".join(exc.messages)}]
             new = joined = known = 0
@@ -322,6 +374,7 @@ def register_confirm(*, record: RegisterImport | int, actor) -> RegisterImport:
     record.new_tickets, record.joined_tickets, record.already_known = new, joined, known
     record.finished_at = timezone.now()
     record.save()
+    progress.delete(progress_key(record.pk))
     return record
 
 

@@ -59,6 +59,22 @@ def register_list(request):
 
 
 @login_required
+def register_progress(request, pk: int):
+    """The progress bar of a running import (polled by htmx); reloads the page when done."""
+    _require_service_staff(request.user)
+    record = get_object_or_404(RegisterImport, pk=pk)
+    if record.state != RegisterImport.State.IMPORTING:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(
+        request,
+        "channels/partials/register_progress.html",
+        {"record": record, "done": registers.import_progress(record)},
+    )
+
+
+@login_required
 def register_template(request):
     _require_service_staff(request.user)
     response = HttpResponse(registers.template_xlsx(), content_type=XLSX_TYPE)
@@ -70,7 +86,8 @@ def register_template(request):
 def register_detail(request, pk: int):
     _require_service_staff(request.user)
     record = get_object_or_404(RegisterImport.objects.select_related("uploaded_by"), pk=pk)
-    return render(request, "channels/register_detail.html", {"record": record})
+    done = registers.import_progress(record) if record.state == "importing" else None
+    return render(request, "channels/register_detail.html", {"record": record, "done": done})
 
 
 @login_required
@@ -83,7 +100,13 @@ def register_confirm(request, pk: int):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        if record.state == RegisterImport.State.IMPORTED:
+        if record.state == RegisterImport.State.IMPORTING:
+            messages.info(
+                request,
+                _("Importing %(rows)d rows in the background; this page shows the progress.")
+                % {"rows": record.row_count},
+            )
+        elif record.state == RegisterImport.State.IMPORTED:
             messages.success(
                 request,
                 _("Imported %(rows)d rows: %(new)d new tickets, %(joined)d joined open tickets.")

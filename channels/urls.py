@@ -10,5 +10,6 @@ urlpatterns = [
     path("registers/template.xlsx", staff_views.register_template, name="register-template"),
     path("registers/<int:pk>/", staff_views.register_detail, name="register-detail"),
     path("registers/<int:pk>/confirm/", staff_views.register_confirm, name="register-confirm"),
+    path("registers/<int:pk>/progress/", staff_views.register_progress, name="register-progress"),
     path("tickets/export/", staff_views.tickets_export, name="tickets-export"),
 ]

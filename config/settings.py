@@ -6,6 +6,7 @@ typo in a deployment shows at start-up instead of as odd behaviour later.
 
 import datetime as dt
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -258,7 +259,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Progress of long background jobs (store-register imports), written by a q2 worker
+    # and read by the web process: shared between processes (files here, Redis below).
+    "progress": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": env_str(
+            "CLOSELOOP_PROGRESS_DIR", str(Path(tempfile.gettempdir()) / "closeloop-progress")
+        ),
+    },
+}
 
 # Background work: the ORM broker by default, Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL", "")
@@ -275,7 +286,15 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
     # Shared by every web node: rate limits and throttles count across the cluster.
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        },
+        "progress": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "progress",
+        },
     }
 
 # --- security ------------------------------------------------------------------------

@@ -109,7 +109,18 @@ def test_1000_good_rows_and_3_bad_import_nothing_then_the_corrected_file_imports
     record = upload(staff, xlsx(rows))
     assert record.state == RegisterImport.State.PREVIEWED and record.error_count == 0
     assert not Ticket.objects.exists()  # the preview writes nothing
-    confirm(staff, record)
+    page = confirm(staff, record).content.decode()
+    # A large file imports in a q2 worker; its page shows the progress meanwhile.
+    assert record.state == RegisterImport.State.IMPORTING
+    assert 'data-testid="register-progress"' in page and "0 of 1003 rows" in page
+    progress = staff.get(reverse("intake:register-progress", args=[record.pk]))
+    assert progress.status_code == 200 and b'<progress max="1003" value="0">' in progress.content
+    assert not Ticket.objects.exists()
+    assert registers.register_import_run(record.pk, agent.pk) == "imported"  # the worker
+    assert registers.register_import_run(record.pk, agent.pk) == "imported"  # a retry: no-op
+    done = staff.get(reverse("intake:register-progress", args=[record.pk]))
+    assert done.status_code == 204 and done["HX-Refresh"] == "true"  # reload: the result
+    record.refresh_from_db()
     assert record.state == RegisterImport.State.IMPORTED
     assert (record.row_count, record.new_tickets, record.joined_tickets) == (1003, 1003, 0)
     assert Ticket.objects.count() == 1003 and Contact.objects.count() == 1003
@@ -229,3 +240,34 @@ def test_ticket_list_exports_to_xlsx_and_csv_with_filters(staff, channel, custom
     assert len(lines) == 2 and "SO-EXPORT-2" in lines[1]
 
     assert staff.get(reverse("intake:tickets-export"), {"format": "pdf"}).status_code == 400
+
+
+def test_the_worker_reports_progress_while_a_large_file_imports(
+    staff, stores, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.cache import caches
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(registers, "PROGRESS_EVERY", 100)
+    seen = []
+    real_set = caches["progress"].set
+
+    def spy(key, value, *args, **kwargs):
+        seen.append(value)
+        return real_set(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(caches["progress"], "set", spy)
+    monkeypatch.setattr(Conf, "SYNC", True)  # django-q2 runs the task at once
+    record = upload(staff, xlsx([good_row(i) for i in range(450)]))
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(staff, record)
+    record.refresh_from_db()
+    assert record.state == RegisterImport.State.IMPORTED and record.new_tickets == 450
+    assert seen == [0, 100, 200, 300, 400]  # queued, then every 100 rows
+    assert registers.import_progress(record) == 0  # cleared when done
+
+
+def test_small_files_import_within_the_request(staff, stores):
+    record = upload(staff, xlsx([good_row(i) for i in range(20)]))
+    confirm(staff, record)
+    assert record.state == RegisterImport.State.IMPORTED and record.new_tickets == 20

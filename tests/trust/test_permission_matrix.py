@@ -94,6 +94,12 @@ MATRIX = {
         None,
         staff(404, anonymous=302, log_own=403, log_other=403),
     ),
+    "intake:register-progress": (
+        "get",
+        lambda w, p: "/intake/registers/999999/progress/",
+        None,
+        staff(404, anonymous=302, log_own=403, log_other=403),
+    ),
     "intake:register-confirm": (
         "post",
         lambda w, p: "/intake/registers/999999/confirm/",
