@@ -308,11 +308,24 @@ def _attempt_failed(message: OutboundMessage, error: str, *, permanent: bool) ->
 def _first_response_sent(message: OutboundMessage, at: dt.datetime) -> None:
     """The first-response SLA clock is met when the customer was actually told."""
     from complaints import services as ticket_services
+    from sla import services as sla_services
 
     ticket = ticket_services._lock(Ticket(pk=message.ticket_id))
     if ticket.first_response_sent_at is None:
         ticket.first_response_sent_at = at
-        ticket_services._save(ticket)
+        sla_services.ticket_sync_clocks(ticket)
+        # A background fact, not an edit: the version stays, so the agent's open forms
+        # (which carry it) are not refused as stale.
+        ticket.save(
+            update_fields=[
+                "first_response_sent_at",
+                "first_response_due_at",
+                "resolve_due_at",
+                "close_due_at",
+                "due_at",
+                "updated_at",
+            ]
+        )
 
 
 def _dead_lettered(message: OutboundMessage) -> None:

@@ -567,3 +567,20 @@ def test_answered_or_reopened_tickets_get_no_reminder(wechat_ticket, agent):
     later = timezone.now() + dt.timedelta(days=5)
     assert services.survey_send_reminders(now=later) == 0
     assert not OutboundMessage.objects.filter(kind=MessageKind.FOLLOW_UP).exists()
+
+
+def test_sending_the_first_response_does_not_make_the_agents_forms_stale(agent, team_a):
+    ticket = make_ticket(team=team_a)
+    drive(ticket, agent, "assigned")
+    services.ticket_first_response(
+        ticket=ticket.number,
+        actor=agent,
+        message=first_response_text(ticket),
+        promised_followup_at=timezone.now() + dt.timedelta(days=1),
+    )
+    ticket.refresh_from_db()
+    version = ticket.version  # what the reloaded page's forms carry
+    outbox.deliver_due()
+    ticket.refresh_from_db()
+    assert ticket.first_response_sent_at is not None and ticket.version == version
+    services.ticket_start(ticket=ticket.number, actor=agent, expected_version=version)
