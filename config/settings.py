@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "channels",
     "sla",
     "kb",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +198,9 @@ CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 # Closing the loop: the survey link sent on resolution stays valid this many days, and
 # the agent owes the customer call-backs on these days after resolution.
 CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
+# Management dashboard: the django-q2 schedule rebuilds the rollups of this many recent
+# days every 10 minutes (surveys, call-backs and SLA clocks still change them).
+CLOSELOOP_DASHBOARD_REFRESH_DAYS = env_int("CLOSELOOP_DASHBOARD_REFRESH_DAYS", 35)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 
 # Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a
