@@ -56,6 +56,8 @@ bench: install
 	    DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
 	    DATABASE_URL=$$url $(PY) manage.py generate_data --tickets $$tickets; \
 	  fi; \
+	  DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
+	  DATABASE_URL=$$url $(PY) manage.py dashboard_rollup --days 731; \
 	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md; \
 	done
 

@@ -201,6 +201,8 @@ CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
 # Management dashboard: the django-q2 schedule rebuilds the rollups of this many recent
 # days every 10 minutes (surveys, call-backs and SLA clocks still change them).
 CLOSELOOP_DASHBOARD_REFRESH_DAYS = env_int("CLOSELOOP_DASHBOARD_REFRESH_DAYS", 35)
+# Today's figures are computed live and reused for this many seconds (0: every request).
+CLOSELOOP_DASHBOARD_LIVE_SECONDS = env_int("CLOSELOOP_DASHBOARD_LIVE_SECONDS", 60)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 
 # Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a

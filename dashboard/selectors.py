@@ -11,6 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -240,6 +242,20 @@ def _grouped(queryset, key: str, names, live: list[dict]) -> dict:
     return out
 
 
+def live_rows(today: dt.date) -> rollups.Rows:
+    """Today's rows, computed from the tickets and kept for a minute at most (setting
+    CLOSELOOP_DASHBOARD_LIVE_SECONDS), so leads reloading the page do not recompute them."""
+    seconds = settings.CLOSELOOP_DASHBOARD_LIVE_SECONDS
+    if seconds <= 0:
+        return rollups.compute(today, today)
+    key = f"dashboard:live:{today.isoformat()}"
+    rows = cache.get(key)
+    if rows is None:
+        rows = rollups.compute(today, today)
+        cache.set(key, rows, seconds)
+    return rows
+
+
 def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = None) -> Dashboard:
     today = today or timezone.localdate()
     yesterday = today - dt.timedelta(days=1)
@@ -253,7 +269,7 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
 
     live = rollups.Rows([], [], [])
     if f.first <= today <= f.last:
-        computed = rollups.compute(today, today)
+        computed = live_rows(today)
         live = rollups.Rows(
             tickets=[r for r in computed.tickets if f.matches(r)],
             tasks=[r for r in computed.tasks if f.matches(r)],
@@ -305,16 +321,16 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
             )
         return out
 
-    channels = shares(
-        _grouped(stored(TicketDay), "channel_id", ["received"], live.tickets),
-        lookups.channels,
-        "?",
-    )
-    pareto = shares(
-        _grouped(stored(TicketDay), "category_id", ["received"], live.tickets),
-        lookups.categories,
-        _("Not classified"),
-    )
+    # One scan for both breakdowns: (channel, category) pairs are few, whatever the range.
+    by_channel, by_category = defaultdict(dict), defaultdict(dict)
+    pairs = stored(TicketDay)
+    if pairs is not None:
+        pairs = pairs.values("channel_id", "category_id").annotate(received=Sum("received"))
+    for row in [*(pairs or []), *live.tickets]:
+        _add(by_channel[row["channel_id"]], row, ["received"])
+        _add(by_category[row["category_id"]], row, ["received"])
+    channels = shares(by_channel, lookups.channels, "?")
+    pareto = shares(by_category, lookups.categories, _("Not classified"))
 
     sla = []
     for stage in STAGE_ORDER:
