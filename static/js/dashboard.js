@@ -40,7 +40,8 @@
         type: "doughnut",
         data: { labels: d.labels, datasets: [{ data: d.data, backgroundColor: PALETTE }] },
         options: { responsive: true, maintainAspectRatio: false, animation: false,
-                   plugins: { legend: { position: "right" } } }
+                   // Many channels: the table beside the chart names them all.
+                   plugins: { legend: { display: d.labels.length <= 6, position: "right" } } }
       };
     },
     pareto: function (d) {
@@ -50,7 +51,7 @@
           labels: d.labels,
           datasets: [
             { type: "bar", label: d.countLabel, data: d.data, backgroundColor: PALETTE[0], yAxisID: "y" },
-            { type: "line", label: d.cumulativeLabel, data: d.cumulative, borderColor: PALETTE[3],
+            { type: "line", label: d.cumulativeLabel, data: d.cumulative, borderColor: PALETTE[3], clip: false,
               backgroundColor: PALETTE[3], yAxisID: "pct", pointRadius: 2 }
           ]
         },
