@@ -46,8 +46,8 @@ def _count():
     return models.PositiveIntegerField(default=0)
 
 
-class TicketDay(RollupKey):
-    """Tickets received on `day` (merged tickets left out) and what became of them."""
+class TicketCounts(models.Model):
+    """Tickets received (merged tickets left out) and what became of them."""
 
     received = _count()
     repeats = _count()
@@ -84,6 +84,13 @@ class TicketDay(RollupKey):
     empathy_satisfied = _count()
 
     class Meta:
+        abstract = True
+
+
+class TicketDay(RollupKey, TicketCounts):
+    """The tickets received on `day`."""
+
+    class Meta:
         indexes = [
             models.Index(fields=["day"], name="dash_ticketday_day"),
             # PostgreSQL: the volume, channel, category and last-year reads scan only this.
@@ -95,8 +102,8 @@ class TicketDay(RollupKey):
         ]
 
 
-class TaskDay(RollupKey):
-    """Collaboration tasks (cancelled ones left out) on the tickets received on `day`."""
+class TaskCounts(models.Model):
+    """Collaboration tasks (cancelled ones left out) on the tickets received."""
 
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
     opened = _count()
@@ -107,18 +114,47 @@ class TaskDay(RollupKey):
     completion_seconds = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class TaskDay(RollupKey, TaskCounts):
+    class Meta:
         indexes = [models.Index(fields=["day"], name="dash_taskday_day")]
 
 
-class CompensationDay(RollupKey):
-    """Granted and approved compensation on the tickets received on `day`, per kind."""
+class CompensationCounts(models.Model):
+    """Granted and approved compensation on the tickets received, per kind."""
 
     kind = models.CharField(max_length=20)
     count = _count()
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
 
     class Meta:
+        abstract = True
+
+
+class CompensationDay(RollupKey, CompensationCounts):
+    class Meta:
         indexes = [models.Index(fields=["day"], name="dash_compday_day")]
+
+
+# The same sums per calendar month (`day` is the month's first day), rebuilt from the
+# day rows whenever a day of the month is: a year reads ~12 rows per key, not ~365.
+
+
+class TicketMonth(RollupKey, TicketCounts):
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="dash_ticketmonth_day")]
+
+
+class TaskMonth(RollupKey, TaskCounts):
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="dash_taskmonth_day")]
+
+
+class CompensationMonth(RollupKey, CompensationCounts):
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="dash_compmonth_day")]
 
 
 class RollupState(models.Model):
@@ -127,6 +163,8 @@ class RollupState(models.Model):
     refreshed_at = models.DateTimeField(null=True, blank=True)
     first_day = models.DateField(null=True, blank=True)
     last_day = models.DateField(null=True, blank=True)
+    # Bumped by every refresh: cached reads of the stored rows are keyed on it.
+    version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"rollups {self.first_day}..{self.last_day} as of {self.refreshed_at}"

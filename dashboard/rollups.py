@@ -41,9 +41,12 @@ from .models import (
     DIMENSIONS,
     STAGE_PREFIX,
     CompensationDay,
+    CompensationMonth,
     RollupState,
     TaskDay,
+    TaskMonth,
     TicketDay,
+    TicketMonth,
 )
 
 KEY = ("day", "channel_id", "category_id", "team_id")
@@ -291,7 +294,9 @@ def refresh(*, first: dt.date, last: dt.date) -> RefreshResult:
         CompensationDay.objects.bulk_create(
             (CompensationDay(**r) for r in rows.compensations), batch_size=2000
         )
+        _rebuild_months(first, last)
         state.refreshed_at = timezone.now()
+        state.version += 1
         state.first_day = min(first, state.first_day or first)
         state.last_day = max(last, state.last_day or last)
         state.save()
@@ -302,6 +307,31 @@ def refresh(*, first: dt.date, last: dt.date) -> RefreshResult:
         tasks=len(rows.tasks),
         compensations=len(rows.compensations),
     )
+
+
+def _rebuild_months(first: dt.date, last: dt.date) -> None:
+    """Re-sum the month rows of every month that first..last touches from its day rows."""
+    key = ("channel_id", "category_id", "team_id")
+    tables = (
+        (TicketDay, TicketMonth, key, TICKET_FIELDS),
+        (TaskDay, TaskMonth, (*key, "department_id"), TASK_FIELDS),
+        (CompensationDay, CompensationMonth, (*key, "kind"), ("count", "amount")),
+    )
+    month = first.replace(day=1)
+    while month <= last:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        for day_model, month_model, keys, fields in tables:
+            month_model.objects.filter(day=month).delete()
+            sums = (
+                day_model.objects.filter(day__gte=month, day__lt=following)
+                .values(*keys)
+                .annotate(**{name: Sum(name) for name in fields})
+                .order_by()
+            )
+            month_model.objects.bulk_create(
+                (month_model(day=month, **row) for row in sums), batch_size=2000
+            )
+        month = following
 
 
 def refresh_recent(days: int) -> RefreshResult:

@@ -7,13 +7,14 @@ and both go through the same sums, so a figure does not depend on where it came 
 """
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,7 +22,17 @@ from complaints.models import Category, Channel, CompensationKind, Department, S
 from sla.models import STAGE_ORDER, Stage
 
 from . import rollups
-from .models import DIMENSIONS, STAGE_PREFIX, CompensationDay, RollupState, TaskDay, TicketDay
+from .models import (
+    DIMENSIONS,
+    STAGE_PREFIX,
+    CompensationDay,
+    CompensationMonth,
+    RollupState,
+    TaskDay,
+    TaskMonth,
+    TicketDay,
+    TicketMonth,
+)
 
 GRANULARITIES = ("day", "week", "month")
 
@@ -216,6 +227,27 @@ def bucket_of(day: dt.date, granularity: str) -> tuple[dt.date, str]:
     return day, day.isoformat()
 
 
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
+def split_months(first: dt.date, last: dt.date) -> tuple[tuple[dt.date, dt.date] | None, Q | None]:
+    """The whole calendar months inside first..last as (first month, last month), and a
+    filter for the remaining days at either end (None when there are none)."""
+    start = first if first.day == 1 else next_month(first)
+    end = last + dt.timedelta(days=1)
+    end = end if end.day == 1 else end.replace(day=1)  # first day after the whole months
+    if start >= end:
+        return None, Q(day__gte=first, day__lte=last)
+    days = Q()
+    if first < start:
+        days |= Q(day__gte=first, day__lt=start)
+    if end <= last:
+        days |= Q(day__gte=end, day__lte=last)
+    last_month = (end - dt.timedelta(days=1)).replace(day=1)
+    return (start, last_month), (days if days else None)
+
+
 def _days(first: dt.date, last: dt.date):
     day = first
     while day <= last:
@@ -231,15 +263,82 @@ def _add(target: dict, row: dict, names) -> None:
         target[name] = target.get(name, 0) + (row.get(name) or 0)
 
 
-def _grouped(queryset, key: str, names, live: list[dict]) -> dict:
-    """Sums of `names` per `key`: stored rows summed in SQL, today's live rows added."""
+def _grouped(querysets: list, key: str, names) -> dict:
+    """Sums of `names` per `key` over the stored rows, summed in SQL."""
     out = defaultdict(dict)
-    if queryset is not None:
+    for queryset in querysets:
         for row in queryset.values(key).annotate(**{n: Sum(n) for n in names}).order_by():
             _add(out[row[key]], row, names)
+    return dict(out)
+
+
+def _merge(stored: dict, key: str, names, live: list[dict]) -> dict:
+    """Stored sums per key with today's live rows added."""
+    out = defaultdict(dict, {k: dict(v) for k, v in stored.items()})
     for row in live:
         _add(out[row[key]], row, names)
     return out
+
+
+def stored_sums(f: Filters, stored_last: dt.date, version: int) -> dict:
+    """Every sum the dashboard needs from the stored rollups of f.first..stored_last.
+
+    Stored rows change only when a refresh rewrites them (and bumps the version), so
+    the result is cached under the filters and the version: a refresh makes a new key.
+    """
+    parts = (f.first, f.last, stored_last, f.team_id, f.channel_id, f.category_ids, version)
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    key = f"dashboard:stored:{digest}"
+    sums = cache.get(key)
+    if sums is None:
+        sums = _read_stored(f, stored_last)
+        cache.set(key, sums, STORED_CACHE_SECONDS)
+    return sums
+
+
+# Long enough to serve a lead's clicks between two refreshes; a refresh changes the key.
+STORED_CACHE_SECONDS = 15 * 60
+
+
+def _read_stored(f: Filters, stored_last: dt.date) -> dict:
+    def parts(day_model, month_model) -> list:
+        """Whole months from the month table, the days at either end from the day table
+        (at most two queries per panel)."""
+        if f.first > stored_last:
+            return []
+        months, days = split_months(f.first, stored_last)
+        out = []
+        if days:
+            out.append(f.apply(day_model.objects.filter(days)))
+        if months:
+            out.append(f.apply(month_model.objects.filter(day__gte=months[0], day__lte=months[1])))
+        return out
+
+    fields = rollups.TICKET_FIELDS
+    totals = dict.fromkeys(fields, 0)
+    for part in parts(TicketDay, TicketMonth):
+        _add(totals, part.aggregate(**{n: Sum(n) for n in fields}), fields)
+    by_day = {}
+    if f.first <= stored_last:
+        series = f.apply(TicketDay.objects.filter(day__gte=f.first, day__lte=stored_last))
+        by_day = dict(series.values_list("day").annotate(received=Sum("received")).order_by())
+    prior = f.apply(
+        TicketDay.objects.filter(day__gte=shift_year(f.first, -1), day__lte=shift_year(f.last, -1))
+    )
+    # One scan for both breakdowns: (channel, category) pairs are few, whatever the range.
+    pairs = [
+        row
+        for part in parts(TicketDay, TicketMonth)
+        for row in part.values("channel_id", "category_id").annotate(received=Sum("received"))
+    ]
+    return {
+        "totals": totals,
+        "by_day": by_day,
+        "prior": list(prior.values_list("day").annotate(received=Sum("received")).order_by()),
+        "pairs": pairs,
+        "tasks": _grouped(parts(TaskDay, TaskMonth), "department_id", rollups.TASK_FIELDS),
+        "kinds": _grouped(parts(CompensationDay, CompensationMonth), "kind", ["count", "amount"]),
+    }
 
 
 def live_rows(today: dt.date) -> rollups.Rows:
@@ -262,11 +361,6 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
     f = filters
     stored_last = min(f.last, yesterday)
 
-    def stored(model):
-        if f.first > stored_last:
-            return None
-        return f.apply(model.objects.filter(day__gte=f.first, day__lte=stored_last))
-
     live = rollups.Rows([], [], [])
     if f.first <= today <= f.last:
         computed = live_rows(today)
@@ -276,26 +370,30 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
             compensations=[r for r in computed.compensations if f.matches(r)],
         )
 
-    fields = rollups.TICKET_FIELDS
-    by_day = _grouped(stored(TicketDay), "day", fields, live.tickets)
-    totals = dict.fromkeys(fields, 0)
-    for row in by_day.values():
-        _add(totals, row, fields)
+    refreshed_at, version = RollupState.objects.filter(pk=1).values_list(
+        "refreshed_at", "version"
+    ).first() or (None, 0)
+    sums = stored_sums(f, stored_last, version)
 
-    # Volume with the same period one year earlier (always in the past: stored rows).
+    fields = rollups.TICKET_FIELDS
+    totals = dict(sums["totals"])
+    by_day = defaultdict(int, sums["by_day"])
+    for row in live.tickets:
+        _add(totals, row, fields)
+        by_day[row["day"]] += row["received"]
+
+    # Volume per bucket, with the days of last year that fall in it one year on.
     buckets: dict[dt.date, Bucket] = {}
     for day in _days(f.first, f.last):
         start, label = bucket_of(day, f.granularity)
         bucket = buckets.setdefault(start, Bucket(start=start, label=label))
-        bucket.received += by_day.get(day, {}).get("received", 0)
-    prior_first, prior_last = shift_year(f.first, -1), shift_year(f.last, -1)
-    prior = f.apply(TicketDay.objects.filter(day__gte=prior_first, day__lte=prior_last))
+        bucket.received += by_day.get(day, 0)
     previous_received = 0
-    for row in prior.values("day").annotate(received=Sum("received")).order_by():
-        start, _label = bucket_of(shift_year(row["day"], 1), f.granularity)
+    for day, count in sums["prior"]:
+        start, _label = bucket_of(shift_year(day, 1), f.granularity)
         if start in buckets:
-            buckets[start].previous += row["received"]
-        previous_received += row["received"]
+            buckets[start].previous += count
+        previous_received += count
 
     received = totals["received"]
 
@@ -323,10 +421,7 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
 
     # One scan for both breakdowns: (channel, category) pairs are few, whatever the range.
     by_channel, by_category = defaultdict(dict), defaultdict(dict)
-    pairs = stored(TicketDay)
-    if pairs is not None:
-        pairs = pairs.values("channel_id", "category_id").annotate(received=Sum("received"))
-    for row in [*(pairs or []), *live.tickets]:
+    for row in [*sums["pairs"], *live.tickets]:
         _add(by_channel[row["channel_id"]], row, ["received"])
         _add(by_category[row["category_id"]], row, ["received"])
     channels = shares(by_channel, lookups.channels, "?")
@@ -360,7 +455,7 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
     task_names = rollups.TASK_FIELDS
     departments = []
     for dept_id, row in sorted(
-        _grouped(stored(TaskDay), "department_id", task_names, live.tasks).items(),
+        _merge(sums["tasks"], "department_id", task_names, live.tasks).items(),
         key=lambda item: lookups.departments.get(item[0], ""),
     ):
         departments.append(
@@ -375,7 +470,7 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
             )
         )
 
-    by_kind = _grouped(stored(CompensationDay), "kind", ["count", "amount"], live.compensations)
+    by_kind = _merge(sums["kinds"], "kind", ["count", "amount"], live.compensations)
     compensation = [
         CompensationCost(
             kind=kind,
@@ -387,7 +482,6 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
         if kind in by_kind
     ]
 
-    state = RollupState.objects.filter(pk=1).values_list("refreshed_at", flat=True).first()
     return Dashboard(
         filters=f,
         received=received,
@@ -409,7 +503,7 @@ def dashboard(filters: Filters, lookups: Lookups, *, today: dt.date | None = Non
         nps_responses=responses,
         departments=departments,
         compensation=compensation,
-        refreshed_at=state,
+        refreshed_at=refreshed_at,
         totals=totals,
     )
 

@@ -147,8 +147,8 @@ def dashboard_cases() -> list[Case]:
         return f"/dashboard/?date_from={first}&date_to={today}{extra}"
 
     return [
-        Case("dashboard · 30 days", "supervisor", url(30), 300, 18),
-        Case("dashboard · 365 days", "supervisor", url(365), 300, 18),
+        Case("dashboard · 30 days", "supervisor", url(30), 300, 22),
+        Case("dashboard · 365 days", "supervisor", url(365), 300, 22),
         Case(
             "dashboard · 365 days by month", "supervisor", url(365, "&granularity=month"), 300, 18
         ),

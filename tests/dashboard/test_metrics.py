@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from dashboard import rollups, tasks
-from dashboard.selectors import Filters, Lookups, dashboard
+from dashboard.models import TicketMonth
+from dashboard.selectors import Filters, Lookups, dashboard, split_months
 from sla.management.commands.sla_schedule import SCHEDULES
 from tests.dashboard.conftest import FIRST, LAST
 
@@ -187,3 +188,62 @@ def test_empty_range_has_no_rates(world):
     b = board(first=dt.date(2026, 1, 1), last=dt.date(2026, 1, 31))
     assert b.received == 0 and b.repeat.percent is None and b.nps is None
     assert b.handling_hours is None and all(s.rate.percent is None for s in b.sla)
+
+
+def test_whole_months_come_from_the_month_rollups(world):
+    from tests.dashboard.conftest import _ticket, at
+
+    w = world
+    october = _ticket(at(10, 10, 15), w.app, w.install, w.team_b, repeat_of=w.t1)
+    _ticket(at(10, 31, 23, 30), w.wechat, w.logistics, w.team_a)
+    _ticket(at(11, 1, 0, 10), w.wechat, w.logistics, w.team_a)
+    rollups.refresh(first=dt.date(2026, 10, 1), last=LAST)
+    assert TicketMonth.objects.filter(day=dt.date(2026, 10, 1)).count() == 2
+    # October alone is one whole month: the month rows answer.
+    october_only = board(first=dt.date(2026, 10, 1), last=dt.date(2026, 10, 31))
+    assert october_only.received == 2
+    assert (october_only.repeat.numerator, october_only.repeat.denominator) == (1, 2)
+    assert [(s.label, s.count) for s in october_only.channels] == [("App", 1), ("微信公众号", 1)]
+    # 10-05 … 11-23: days 10-05…10-31 and 11-01…11-22 from the day rows, no whole month;
+    # 10-01 … 11-23: October from the month rows plus November's days: 2 + 1 (11-01)
+    # + t7 (11-19) + the six of the world = 10.
+    assert board(first=dt.date(2026, 10, 5), last=LAST).received == 10
+    whole = board(first=dt.date(2026, 10, 1), last=LAST)
+    assert whole.received == 10
+    assert [
+        (v.label, v.received)
+        for v in board(first=dt.date(2026, 10, 1), last=LAST, granularity="month").volume
+    ] == [("2026-10", 2), ("2026-11", 8)]
+    assert october.category_id == w.install.pk
+
+
+@pytest.mark.parametrize(
+    "first, last, months, days",
+    [
+        # A whole month and the days around it.
+        ("2026-09-20", "2026-11-05", ("2026-10-01", "2026-10-01"), True),
+        # Exactly whole months: no day rows.
+        ("2026-01-01", "2026-03-31", ("2026-01-01", "2026-03-01"), False),
+        # Inside one month: day rows only.
+        ("2026-11-02", "2026-11-23", None, True),
+        # A whole December across the year end.
+        ("2025-11-24", "2026-01-03", ("2025-12-01", "2025-12-01"), True),
+    ],
+)
+def test_split_months(first, last, months, days):
+    got_months, got_days = split_months(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    expected = months and tuple(dt.date.fromisoformat(m) for m in months)
+    assert got_months == expected
+    assert (got_days is not None) == days
+
+
+def test_stored_sums_are_reused_until_the_next_refresh(rolled_up, django_assert_max_num_queries):
+    from tests.dashboard.conftest import _ticket, at
+
+    w = rolled_up
+    assert board().received == 6
+    _ticket(at(11, 21, 15), w.app, w.install, w.team_b)  # a past day, not rolled up yet
+    with django_assert_max_num_queries(9):  # 3 lookups, the state, 5 live: no rollup read
+        assert board().received == 6
+    rollups.refresh(first=FIRST, last=LAST)
+    assert board().received == 7
