@@ -203,6 +203,9 @@ CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
 CLOSELOOP_DASHBOARD_REFRESH_DAYS = env_int("CLOSELOOP_DASHBOARD_REFRESH_DAYS", 35)
 # Today's figures are computed live and reused for this many seconds (0: every request).
 CLOSELOOP_DASHBOARD_LIVE_SECONDS = env_int("CLOSELOOP_DASHBOARD_LIVE_SECONDS", 60)
+# Sums read from the stored rollups are cached under the rollup version (a refresh makes
+# a new key) for at most this many seconds (0: read them on every request).
+CLOSELOOP_DASHBOARD_STORED_CACHE_SECONDS = env_int("CLOSELOOP_DASHBOARD_STORED_CACHE_SECONDS", 900)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 
 # Signed channel intake (POST /api/v1/intake/): body limit, the ± clock window a

@@ -289,15 +289,13 @@ def stored_sums(f: Filters, stored_last: dt.date, version: int) -> dict:
     parts = (f.first, f.last, stored_last, f.team_id, f.channel_id, f.category_ids, version)
     digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
     key = f"dashboard:stored:{digest}"
-    sums = cache.get(key)
+    seconds = settings.CLOSELOOP_DASHBOARD_STORED_CACHE_SECONDS
+    sums = cache.get(key) if seconds > 0 else None
     if sums is None:
         sums = _read_stored(f, stored_last)
-        cache.set(key, sums, STORED_CACHE_SECONDS)
+        if seconds > 0:
+            cache.set(key, sums, seconds)
     return sums
-
-
-# Long enough to serve a lead's clicks between two refreshes; a refresh changes the key.
-STORED_CACHE_SECONDS = 15 * 60
 
 
 def _read_stored(f: Filters, stored_last: dt.date) -> dict:

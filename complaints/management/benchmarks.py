@@ -150,14 +150,14 @@ def dashboard_cases() -> list[Case]:
         Case("dashboard · 30 days", "supervisor", url(30), 300, 22),
         Case("dashboard · 365 days", "supervisor", url(365), 300, 22),
         Case(
-            "dashboard · 365 days by month", "supervisor", url(365, "&granularity=month"), 300, 18
+            "dashboard · 365 days by month", "supervisor", url(365, "&granularity=month"), 300, 22
         ),
         Case(
             "dashboard · 365 days, one channel",
             "supervisor",
             url(365, f"&channel={channel}"),
             300,
-            18,
+            22,
         ),
     ]
 
