@@ -12,7 +12,7 @@ from dashboard import rollups, tasks
 from dashboard.models import TicketMonth
 from dashboard.selectors import Filters, Lookups, dashboard, split_months
 from sla.management.commands.sla_schedule import SCHEDULES
-from tests.dashboard.conftest import FIRST, LAST
+from tests.dashboard.conftest import FIRST, LAST, NOW
 
 
 def board(**filters):
@@ -247,3 +247,22 @@ def test_stored_sums_are_reused_until_the_next_refresh(rolled_up, django_assert_
         assert board().received == 6
     rollups.refresh(first=FIRST, last=LAST)
     assert board().received == 7
+
+
+def test_the_django_q_scheduler_refreshes_the_rollups(world):
+    from unittest import mock
+
+    from django.core.management import call_command
+    from django_q.brokers import get_broker
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from dashboard.models import RollupState
+
+    call_command("sla_schedule")
+    Schedule.objects.exclude(name="dashboard-rollup").delete()
+    Schedule.objects.update(next_run=NOW - dt.timedelta(minutes=1))  # due
+    with mock.patch("django_q.conf.Conf.SYNC", True):
+        scheduler(broker=get_broker())
+    assert RollupState.objects.get().version == 1
+    assert board().received == 6  # past days stored, today live
