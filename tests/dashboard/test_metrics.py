@@ -266,3 +266,15 @@ def test_the_django_q_scheduler_refreshes_the_rollups(world):
         scheduler(broker=get_broker())
     assert RollupState.objects.get().version == 1
     assert board().received == 6  # past days stored, today live
+
+
+def test_rollup_command_builds_history(world, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("dashboard_rollup")  # every day from the first ticket (2025-11-19) to today
+    assert "Rolled up 2025-11-19..2026-11-23" in capsys.readouterr().out
+    assert board().received == 6 and board().previous_received == 2
+    with pytest.raises(CommandError):
+        call_command("dashboard_rollup", "--first", "2026-11-23", "--last", "2026-11-01")
+    with pytest.raises(CommandError):
+        call_command("dashboard_rollup", "--days", "0")
