@@ -15,14 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Migrates, loads the demo data (idempotent), gives it SLA clocks and schedules the
-# SLA sweep, then runs the web server and a django-q2 worker side by side; Ctrl-C
+# Migrates, loads the demo data (idempotent), gives it SLA clocks, schedules the
+# SLA sweep and the dashboard rollups and builds them once, then runs the web server and a django-q2 worker side by side; Ctrl-C
 # stops both.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py sla_backfill
 	$(PY) manage.py sla_schedule
+	$(PY) manage.py dashboard_rollup
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
