@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Migrates, loads the demo data (idempotent), gives it SLA clocks and schedules the
-# SLA sweep, then runs the web server and a django-q2 worker side by side; Ctrl-C
+# Migrates, loads the demo data (idempotent), gives it SLA clocks, schedules the
+# SLA sweep and the dashboard rollups and builds them once, then runs the web server and a django-q2 worker side by side; Ctrl-C
 # stops both.
 run: install
 	$(PY) manage.py migrate --noinput
@@ -24,6 +24,7 @@ run: install
 	$(PY) manage.py sla_backfill
 	$(PY) manage.py sla_schedule
 	$(PY) manage.py outbox_schedule
+	$(PY) manage.py dashboard_rollup
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
@@ -57,6 +58,8 @@ bench: install
 	    DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
 	    DATABASE_URL=$$url $(PY) manage.py generate_data --tickets $$tickets; \
 	  fi; \
+	  DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
+	  DATABASE_URL=$$url $(PY) manage.py dashboard_rollup --days 731; \
 	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md; \
 	done
 

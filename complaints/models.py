@@ -795,7 +795,12 @@ class Compensation(ChoiceLabelsMixin, models.Model):
         ordering = ["created_at", "id"]
         verbose_name = _("compensation")
         verbose_name_plural = _("compensations")
-        indexes = [models.Index(fields=["state", "approver_tier", "created_at"], name="comp_queue")]
+        indexes = [
+            models.Index(fields=["state", "approver_tier", "created_at"], name="comp_queue"),
+            # The dashboard's rollups: compensation on the tickets received in a range was
+            # created in or after it.
+            models.Index(fields=["created_at"], name="comp_created"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="compensation_amount_positive")
         ]
@@ -870,6 +875,9 @@ class CollaborationTask(ChoiceLabelsMixin, models.Model):
                 name="task_done_recent",
                 condition=Q(state__in=["done", "returned"]),
             ),
+            # The dashboard's rollups: tasks on the tickets received in a range were
+            # opened in or after it.
+            models.Index(fields=["created_at"], name="task_created"),
         ]
 
     def __str__(self) -> str:

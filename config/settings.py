@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "channels",
     "sla",
     "kb",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +199,14 @@ CLOSELOOP_DEMO_PASSWORD = env_str("CLOSELOOP_DEMO_PASSWORD", "closeloop-demo")
 # Closing the loop: the survey link sent on resolution stays valid this many days, and
 # the agent owes the customer call-backs on these days after resolution.
 CLOSELOOP_SURVEY_VALID_DAYS = env_int("CLOSELOOP_SURVEY_VALID_DAYS", 14)
+# Management dashboard: the django-q2 schedule rebuilds the rollups of this many recent
+# days every 10 minutes (surveys, call-backs and SLA clocks still change them).
+CLOSELOOP_DASHBOARD_REFRESH_DAYS = env_int("CLOSELOOP_DASHBOARD_REFRESH_DAYS", 35)
+# Today's figures are computed live and reused for this many seconds (0: every request).
+CLOSELOOP_DASHBOARD_LIVE_SECONDS = env_int("CLOSELOOP_DASHBOARD_LIVE_SECONDS", 60)
+# Sums read from the stored rollups are cached under the rollup version (a refresh makes
+# a new key) for at most this many seconds (0: read them on every request).
+CLOSELOOP_DASHBOARD_STORED_CACHE_SECONDS = env_int("CLOSELOOP_DASHBOARD_STORED_CACHE_SECONDS", 900)
 CLOSELOOP_FOLLOWUP_DAYS = [int(day) for day in env_list("CLOSELOOP_FOLLOWUP_DAYS", ["3", "7"])]
 # An unanswered survey is recalled to the customer once, this many days after it was sent
 # (0: never).

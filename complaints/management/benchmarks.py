@@ -12,6 +12,7 @@ connections (CONN_MAX_AGE).
 """
 
 import contextlib
+import datetime as dt
 import os
 import platform
 import re
@@ -29,8 +30,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
-from complaints.models import CollaborationTask, Contact, Ticket
+from complaints.models import Channel, CollaborationTask, Contact, Ticket
 
 from .bulk_data import LONG_PREFIX
 
@@ -130,6 +132,33 @@ def cases() -> list[Case]:
         Case("approvals · supervisor", "supervisor", "/approvals/"),
         Case("task board · department · unclaimed", "logistics", "/tasks/"),
         Case("task board · department · done", "logistics", "/tasks/?tab=done"),
+        *dashboard_cases(),
+    ]
+
+
+def dashboard_cases() -> list[Case]:
+    """The management dashboard (issue 7: ≤ 300 ms) over 30 and 365 days, from the rollups
+    `manage.py dashboard_rollup` builds (the Makefile runs it after generate_data)."""
+    today = timezone.localdate()
+    channel = Channel.objects.order_by("id").values_list("id", flat=True).first()
+
+    def url(days, extra=""):
+        first = today - dt.timedelta(days=days - 1)
+        return f"/dashboard/?date_from={first}&date_to={today}{extra}"
+
+    return [
+        Case("dashboard · 30 days", "supervisor", url(30), 300, 22),
+        Case("dashboard · 365 days", "supervisor", url(365), 300, 22),
+        Case(
+            "dashboard · 365 days by month", "supervisor", url(365, "&granularity=month"), 300, 22
+        ),
+        Case(
+            "dashboard · 365 days, one channel",
+            "supervisor",
+            url(365, f"&channel={channel}"),
+            300,
+            22,
+        ),
     ]
 
 

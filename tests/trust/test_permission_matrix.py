@@ -255,6 +255,19 @@ MATRIX = {
         None,
         staff(200, anonymous=302, log_own=403, log_other=403, agent=403),
     ),
+    # --- management dashboard --------------------------------------------------------------
+    "dashboard:index": (
+        "get",
+        lambda w, p: "/dashboard/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403, agent=403),
+    ),
+    "dashboard:export": (
+        "get",
+        lambda w, p: "/dashboard/export.xlsx",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403, agent=403),
+    ),
     "sla:risk-acknowledge": (
         "post",
         lambda w, p: "/reports/risks/999999/acknowledge/",

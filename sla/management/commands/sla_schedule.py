@@ -7,6 +7,9 @@ from django_q.models import Schedule
 SCHEDULES = {
     "sla-sweep": ("sla.tasks.sweep", 1),
     "sla-risk-scan": ("sla.tasks.risk_scan", 5),
+    # The management dashboard's rollups (dashboard/rollups.py).
+    "dashboard-rollup": ("dashboard.tasks.refresh_recent", 10),
+    "dashboard-rollup-year": ("dashboard.tasks.refresh_year", 24 * 60),
 }
 
 
