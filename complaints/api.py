@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.db.models import (
     DecimalField,
     F,
@@ -113,6 +113,17 @@ def exception_handler(exc, context):
         return Response(
             {"detail": _("Someone else changed this ticket at the same moment; try again.")},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (restart, fail-over, lost connection): say
+        # "later" (503), not "broken" (500). The open transaction is rolled back; a
+        # retry is safe because the writes a client retries are idempotent (intake
+        # on external_id) or refused as a conflict (transitions check the state).
+        set_rollback()
+        return Response(
+            {"detail": _("The service is unavailable for a moment; send the request again.")},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "2"},
         )
     if isinstance(exc, RequestDataTooBig):
         # Django's limit (DATA_UPLOAD_MAX_MEMORY_SIZE) tripped while DRF read the body.
