@@ -19,10 +19,11 @@ from django.db.models import (
     prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -89,6 +90,13 @@ from .serializers import (
 
 # PostgreSQL SQLSTATEs of a lost race: deadlock, serialization failure, lock not available.
 _RACE_SQLSTATES = {"40P01", "40001", "55P03"}
+
+
+def not_found(request, exception=None):
+    """404 for any URL: JSON under /api/ (a client parses it), the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("Not found.")}, status=404)
+    return page_not_found(request, exception)
 
 
 def exception_handler(exc, context):
@@ -177,6 +185,9 @@ NUMBER_PARAMETER = OpenApiParameter(
     OpenApiParameter.PATH,
     description=gettext_lazy("Ticket number, e.g. TS20261122-000123."),
 )
+# A paginated list answers 404 `{"detail": "Invalid page."}` past its last page.
+INVALID_PAGE = OpenApiResponse(ErrorOutput, description=gettext_lazy("No such page."))
+
 ERROR_RESPONSES = {
     400: OpenApiResponse(
         OpenApiTypes.OBJECT,
@@ -318,6 +329,7 @@ class TicketListApi(StaffApi, generics.ListAPIView):
             200: TicketListOutput(many=True),
             400: ERROR_RESPONSES[400],
             401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
         },
     )
     def get(self, request, *args, **kwargs):
@@ -653,6 +665,7 @@ class CompensationListApi(StaffApi, generics.ListAPIView):
             200: CompensationOutput(many=True),
             400: ERROR_RESPONSES[400],
             401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
         },
     )
     def get(self, request, *args, **kwargs):
@@ -846,7 +859,12 @@ class TaskBoardApi(StaffApi, APIView):
             "staff see every department's."
         ),
         parameters=[TaskBoardQuery, OpenApiParameter("page", OpenApiTypes.INT)],
-        responses={200: TaskBoardOutput, 400: ERROR_RESPONSES[400], 401: ERROR_RESPONSES[401]},
+        responses={
+            200: TaskBoardOutput,
+            400: ERROR_RESPONSES[400],
+            401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
+        },
     )
     def get(self, request):
         query = TaskBoardQuery(data=request.query_params)

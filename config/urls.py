@@ -22,3 +22,6 @@ urlpatterns = [
     path("kb/", include("kb.urls")),
     path("", include("complaints.urls")),
 ]
+
+# API clients get JSON for an unknown URL too (a malformed ticket number or id).
+handler404 = "complaints.api.not_found"
