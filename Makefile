@@ -61,7 +61,7 @@ bench: install
 
 # Fault run (docs/reliability.md): signed intakes while PostgreSQL restarts, then a
 # django-q2 worker SIGKILLed mid-sweep, on a throwaway cluster of its own.
-RELIABILITY_ARGS ?= --intakes 3000 --clients 16 --restarts 2
+RELIABILITY_ARGS ?= --intakes 3000 --clients 16 --restarts 2 --sweep-tickets 1000
 reliability: install
 	$(PY) bench/reliability.py $(RELIABILITY_ARGS)
 

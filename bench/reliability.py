@@ -471,7 +471,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--retry-share", type=float, default=0.1, help="contacts sent twice")
     parser.add_argument("--restarts", type=int, default=2, help="PostgreSQL restarts mid-run")
-    parser.add_argument("--deadline", type=float, default=600, help="seconds per phase")
+    parser.add_argument("--deadline", type=float, default=900, help="seconds per phase")
     parser.add_argument(
         "--sweep-tickets", type=int, default=0, help="overdue tickets in the sweep (0: all)"
     )
@@ -516,7 +516,9 @@ def main(argv=None) -> int:
     if len(intake["restarts"]) < args.restarts:
         failures.append("PostgreSQL was not restarted as planned")
     sweep = report.get("sweep")
-    if sweep and (
+    if sweep and sweep["warned"] < sweep["due_clocks"]:
+        failures.append("the sweep did not finish before the deadline (raise --deadline)")
+    elif sweep and (
         sweep["missing_warnings"]
         or sweep["duplicate_warnings"]
         or sweep["duplicate_notifications"]
