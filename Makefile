@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install clean bench
+.PHONY: run test lint install clean bench reliability
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ bench: install
 	  DATABASE_URL=$$url $(PY) manage.py dashboard_rollup --days 731; \
 	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md; \
 	done
+
+# Fault run (docs/reliability.md): signed intakes while PostgreSQL restarts, then a
+# django-q2 worker SIGKILLed mid-sweep, on a throwaway cluster of its own.
+RELIABILITY_ARGS ?= --intakes 3000 --clients 16 --restarts 2 --sweep-tickets 1000
+reliability: install
+	$(PY) bench/reliability.py $(RELIABILITY_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

@@ -253,7 +253,8 @@ class IntakeApi(APIView):
             "UID, phone, e-mail), across channels.\n\n"
             "Errors: 400 with field messages, 401 for an unknown or inactive key, a wrong "
             "signature or a timestamp outside ±5 minutes, 413 for a body over the limit "
-            "(64 KB by default), 429 when the channel sends too fast."
+            "(64 KB by default), 429 when the channel sends too fast, 503 while the database "
+            "is unreachable (retry with the same `external_id`)."
         ),
         parameters=[
             _header(KEY_HEADER, "The channel's key (printed by `manage.py channel_create`)."),
@@ -276,6 +277,11 @@ class IntakeApi(APIView):
             413: OpenApiResponse(ErrorOutput, description="The body is over the size limit."),
             415: OpenApiResponse(ErrorOutput, description="Send application/json."),
             429: OpenApiResponse(ErrorOutput, description="Too many requests from this channel."),
+            503: OpenApiResponse(
+                ErrorOutput,
+                description="The database is unavailable for a moment (e.g. restarting): "
+                "send the same request again; the external_id keeps it idempotent.",
+            ),
         },
         examples=[
             OpenApiExample(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.db.models import (
     DecimalField,
     F,
@@ -19,10 +19,11 @@ from django.db.models import (
     prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -91,6 +92,13 @@ from .serializers import (
 _RACE_SQLSTATES = {"40P01", "40001", "55P03"}
 
 
+def not_found(request, exception=None):
+    """404 for any URL: JSON under /api/ (a client parses it), the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("Not found.")}, status=404)
+    return page_not_found(request, exception)
+
+
 def exception_handler(exc, context):
     """Map service exceptions onto the error codes of DESIGN.md §6."""
     if isinstance(exc, DjangoValidationError):
@@ -113,6 +121,17 @@ def exception_handler(exc, context):
         return Response(
             {"detail": _("Someone else changed this ticket at the same moment; try again.")},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (restart, fail-over, lost connection): say
+        # "later" (503), not "broken" (500). The open transaction is rolled back; a
+        # retry is safe because the writes a client retries are idempotent (intake
+        # on external_id) or refused as a conflict (transitions check the state).
+        set_rollback()
+        return Response(
+            {"detail": _("The service is unavailable for a moment; send the request again.")},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "2"},
         )
     if isinstance(exc, RequestDataTooBig):
         # Django's limit (DATA_UPLOAD_MAX_MEMORY_SIZE) tripped while DRF read the body.
@@ -166,6 +185,9 @@ NUMBER_PARAMETER = OpenApiParameter(
     OpenApiParameter.PATH,
     description=gettext_lazy("Ticket number, e.g. TS20261122-000123."),
 )
+# A paginated list answers 404 `{"detail": "Invalid page."}` past its last page.
+INVALID_PAGE = OpenApiResponse(ErrorOutput, description=gettext_lazy("No such page."))
+
 ERROR_RESPONSES = {
     400: OpenApiResponse(
         OpenApiTypes.OBJECT,
@@ -308,6 +330,7 @@ class TicketListApi(StaffApi, generics.ListAPIView):
             200: TicketListOutput(many=True),
             400: ERROR_RESPONSES[400],
             401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
         },
     )
     def get(self, request, *args, **kwargs):
@@ -643,6 +666,7 @@ class CompensationListApi(StaffApi, generics.ListAPIView):
             200: CompensationOutput(many=True),
             400: ERROR_RESPONSES[400],
             401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
         },
     )
     def get(self, request, *args, **kwargs):
@@ -836,7 +860,12 @@ class TaskBoardApi(StaffApi, APIView):
             "staff see every department's."
         ),
         parameters=[TaskBoardQuery, OpenApiParameter("page", OpenApiTypes.INT)],
-        responses={200: TaskBoardOutput, 400: ERROR_RESPONSES[400], 401: ERROR_RESPONSES[401]},
+        responses={
+            200: TaskBoardOutput,
+            400: ERROR_RESPONSES[400],
+            401: ERROR_RESPONSES[401],
+            404: INVALID_PAGE,
+        },
     )
     def get(self, request):
         query = TaskBoardQuery(data=request.query_params)

@@ -262,6 +262,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "complaints.schema.document_unsupported_media_type",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "complaints.models.Status.choices",
         "ReceiptStatusEnum": ["delivered", "failed"],

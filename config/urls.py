@@ -23,3 +23,6 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("", include("complaints.urls")),
 ]
+
+# API clients get JSON for an unknown URL too (a malformed ticket number or id).
+handler404 = "complaints.api.not_found"

@@ -484,3 +484,20 @@ def test_schema_documents_the_intake_endpoint(client):
     assert {"200", "201", "400", "401", "413", "429"} <= set(operation["responses"])
     scheme = schema["components"]["securitySchemes"]["channelSignature"]
     assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": "X-Closeloop-Key"}
+
+
+def test_an_unreachable_database_answers_503_so_the_channel_retries(channel, monkeypatch):
+    from django.db import OperationalError
+
+    from channels import services as intake_services
+
+    def database_restarting(**kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(intake_services, "intake_submit", database_restarting)
+    response = post(channel, payload("msg-down"))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert "send the request again" in response.json()["detail"]
+    monkeypatch.undo()
+    assert post(channel, payload("msg-down")).status_code == 201
