@@ -33,7 +33,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from . import risks
-from .calendars import add_business_time, business_time_between
+from .calendars import ALWAYS, BusinessCalendar, add_business_time, business_time_between
 from .models import STAGE_ORDER, Clock, SlaPolicy, SlaPolicyVersion, Stage, WarningLevel
 
 logger = logging.getLogger(__name__)
@@ -347,6 +347,61 @@ def ticket_retarget_clocks(ticket) -> None:
         changed.append(clock)
     if changed:
         Clock.objects.bulk_update(changed, CLOCK_FIELDS)
+
+
+# --- department task targets ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskTargets:
+    """Claim and completion times of collaboration tasks opened on one ticket.
+
+    From the ticket's policy version when it sets them (counted on the policy's
+    calendar), otherwise the department's own hours (counted round the clock).
+    """
+
+    response: dt.timedelta | None = None
+    completion: dt.timedelta | None = None
+    calendar: BusinessCalendar = ALWAYS
+
+    def deadlines(self, department, start: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        if self.response is not None:
+            respond = add_business_time(start, self.response, self.calendar)
+        else:
+            respond = start + dt.timedelta(hours=department.task_response_hours)
+        if self.completion is not None:
+            complete = add_business_time(start, self.completion, self.calendar)
+        else:
+            complete = start + dt.timedelta(hours=department.task_completion_hours)
+        return respond, max(respond, complete)
+
+
+def ticket_policy_version(ticket) -> SlaPolicyVersion | None:
+    """The policy version the ticket runs under: its closure clock's (the one clock that
+    runs until the end and follows reclassification), else the policy that fits now."""
+    clock = (
+        Clock.objects.filter(ticket_id=ticket.pk, stage=Stage.CLOSURE)
+        .select_related("policy_version")
+        .first()
+    )
+    if clock is not None:
+        return clock.policy_version
+    return policy_for_ticket(ticket)
+
+
+def task_targets(ticket) -> TaskTargets:
+    """For complaints.services.task_open / task_resend (two queries at most)."""
+    version = ticket_policy_version(ticket)
+    if version is None:
+        return TaskTargets()
+    hours = version.task_response_hours, version.task_completion_hours
+    if hours == (None, None):
+        return TaskTargets()
+    return TaskTargets(
+        response=dt.timedelta(hours=hours[0]) if hours[0] else None,
+        completion=dt.timedelta(hours=hours[1]) if hours[1] else None,
+        calendar=version.business_calendar(),
+    )
 
 
 # --- waiting for the customer ----------------------------------------------------------
