@@ -204,3 +204,28 @@ def test_a_failing_ticket_does_not_stop_the_sweep_and_stays_due(
     assert first_response(broken).next_check_at == T0 + 2 * H  # still due
     sla.sweep()
     assert counts(broken, senior) == [1] and counts(fine, senior) == [1]
+
+
+def test_each_level_mails_its_recipients_once_and_those_without_an_address_only_in_app(
+    clock_at, ticket, agent, senior, supervisor, django_capture_on_commit_callbacks
+):
+    agent.email, supervisor.email, senior.email = "xiaoli@example.cn", "chen@example.cn", ""
+    for user in (agent, senior, supervisor):
+        user.save()
+    drive(ticket, agent, "assigned")
+    sent = []
+    with mock.patch("django_q.conf.Conf.SYNC", True):
+        for hours in (2, 3, 3.6, 4):  # 50 %, 75 %, 90 %, breach
+            clock_at.move_to(T0 + hours * H)
+            with django_capture_on_commit_callbacks(execute=True):
+                sla.sweep()
+                sla.sweep()  # the same level again: nothing more
+            sent.append([sorted(m.to) for m in mail.outbox])
+            mail.outbox.clear()
+    assert sent == [
+        [["xiaoli@example.cn"]],  # warning 1: the assignee
+        [],  # warning 2: the team lead, who has no address (in-app only)
+        [["chen@example.cn"]],  # warning 3: the supervisor
+        [["chen@example.cn", "xiaoli@example.cn"]],  # breach: everyone in line with one
+    ]
+    assert counts(ticket, agent, senior, supervisor) == [2, 2, 2]
