@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sla.serializers import ClockOutput, RiskAlertOutput
+
 from . import policies, selectors
 from .models import (
     Attachment,
@@ -351,6 +353,14 @@ class TicketDetailOutput(TicketListOutput):
     events = TimelineEventOutput(many=True)
     contacts = ContactOutput(many=True)
     attachments = AttachmentOutput(many=True)
+    # SLA: the four stage clocks and the open risk alerts (prefetched by the API view).
+    sla_clocks = ClockOutput(many=True, read_only=True)
+    risk_alerts = RiskAlertOutput(
+        many=True,
+        read_only=True,
+        source="open_risk_alerts",
+        help_text=_("Risk signals raised on the ticket and not yet acknowledged."),
+    )
 
     class Meta(TicketListOutput.Meta):
         fields = [
@@ -384,6 +394,8 @@ class TicketDetailOutput(TicketListOutput):
             "events",
             "contacts",
             "attachments",
+            "sla_clocks",
+            "risk_alerts",
         ]
         read_only_fields = fields
 
