@@ -14,7 +14,8 @@ class ClockOutput(serializers.ModelSerializer):
         source="warned_level",
         choices=WarningLevel.choices,
         help_text=_(
-            "Highest warning sent: 0 none, 1–3 warnings (50/75/90 % by default), 4 breach."
+            "Highest warning sent: 0 none, 1–3 the warnings (by default at 50, 75 and 90 "
+            "percent of the target), 4 the breach."
         ),
     )
     warning_level_display = serializers.CharField(source="get_warned_level_display")

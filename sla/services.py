@@ -666,15 +666,19 @@ def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) ->
     now = now or timezone.now()
     versions: dict[tuple, SlaPolicyVersion | None] = {}
     done = 0
+    last_pk = 0
     while True:
+        # Keyset pagination: each batch starts after the previous one instead of
+        # skipping every ticket already done (quadratic at 1M tickets).
         batch = list(
             Ticket.objects.exclude(status=Status.MERGED)
-            .filter(sla_clocks__isnull=True)
+            .filter(pk__gt=last_pk, sla_clocks__isnull=True)
             .select_related("category__parent")
             .order_by("pk")[:batch_size]
         )
         if not batch:
             return done
+        last_pk = batch[-1].pk
         new_clocks = []
         for ticket in batch:
             key = (ticket.priority, ticket.category_id, ticket.channel_id)
