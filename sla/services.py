@@ -652,7 +652,9 @@ def sweep(*, now: dt.datetime | None = None, batch_size: int = 200, max_batches:
 # --- backfill ----------------------------------------------------------------------------
 
 
-def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+def backfill_clocks(
+    *, now: dt.datetime | None = None, batch_size: int = 500, start_after: int = 0
+) -> int:
     """Give clocks to tickets that have none (bulk-loaded demo data, rows from before the
     SLA engine); return how many tickets got them.
 
@@ -666,7 +668,7 @@ def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) ->
     now = now or timezone.now()
     versions: dict[tuple, SlaPolicyVersion | None] = {}
     done = 0
-    last_pk = 0
+    last_pk = start_after
     while True:
         # Keyset pagination: each batch starts after the previous one instead of
         # skipping every ticket already done (quadratic at 1M tickets).
