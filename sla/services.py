@@ -561,7 +561,12 @@ def _fire(ticket, clock: Clock, level: int, levels) -> int:
 def _queue_email(*, subject: str, body: str, to: list[str]) -> None:
     from django_q.tasks import async_task
 
-    async_task("sla.tasks.send_email", subject, body, to)
+    # Runs after the warning's commit. django-q2's ORM broker calls
+    # close_old_connections() before an enqueue made outside a transaction, which
+    # with CONN_MAX_AGE=0 (the default) is a new database connection per mail: a
+    # third of a busy sweep's time at 1M tickets. Inside an atomic block it keeps it.
+    with transaction.atomic():
+        async_task("sla.tasks.send_email", subject, body, to)
 
 
 def _advance(ticket, clock: Clock, now: dt.datetime) -> int:
