@@ -552,8 +552,11 @@ def _fire(ticket, clock: Clock, level: int, levels) -> int:
     emails = sorted({u.email for u in recipients if u.email})
     if emails:
         link = settings.CLOSELOOP_SITE_URL + url
+        # robust: a broker hiccup is logged and does not count the (committed)
+        # warning as a failed ticket of the sweep.
         transaction.on_commit(
-            lambda: _queue_email(subject=message, body=f"{message}\n\n{link}", to=emails)
+            lambda: _queue_email(subject=message, body=f"{message}\n\n{link}", to=emails),
+            robust=True,
         )
     return len(recipients)
 

@@ -229,3 +229,18 @@ def test_each_level_mails_its_recipients_once_and_those_without_an_address_only_
         [["chen@example.cn", "xiaoli@example.cn"]],  # breach: everyone in line with one
     ]
     assert counts(ticket, agent, senior, supervisor) == [2, 2, 2]
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the callback runs inside sweep()
+def test_a_broker_failure_after_commit_does_not_fail_the_sweep(clock_at, ticket, agent, caplog):
+    agent.email = "xiaoli@example.cn"
+    agent.save()
+    drive(ticket, agent, "assigned")
+    clock_at.move_to(T0 + 2 * H)
+    with mock.patch("django_q.tasks.async_task", side_effect=ConnectionError("broker down")):
+        result = sla.sweep()
+    assert "broker down" in caplog.text  # logged by Django's robust on_commit
+    # The warning itself committed: notified in the app, not retried as a failure.
+    assert (result.tickets, result.failed) == (1, 0)
+    assert counts(ticket, agent) == [1]
+    assert first_response(ticket).warned_level == 1
