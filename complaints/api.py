@@ -48,6 +48,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView, set_rollback
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from sla.models import RiskAlert
+
 from . import policies, selectors, services
 from .filters import TicketFilter
 from .models import PAID_COMPENSATION_STATES, Compensation, Contact, Ticket, TimelineEvent
@@ -300,6 +302,14 @@ def _ticket_detail_response(request, number: str):
         Prefetch("contacts", queryset=Contact.objects.select_related("channel")),
         "attachments",
         "outbound_messages",
+        "sla_clocks",  # SLA: the four stage clocks
+        Prefetch(  # SLA: open risk alerts
+            "risk_alerts",
+            queryset=RiskAlert.objects.filter(acknowledged_at__isnull=True).select_related(
+                "acknowledged_by"
+            ),
+            to_attr="open_risk_alerts",
+        ),
     )
     data = TicketDetailOutput(ticket, context={"request": request}).data
     return Response(data)

@@ -2,6 +2,7 @@ from django.urls import path, re_path
 
 from channels.api import IntakeApi, ReceiptApi
 from kb.api import KbSearchApi
+from sla.api import RiskAlertAcknowledgeApi, RiskAlertListApi
 
 from . import api
 
@@ -57,5 +58,11 @@ urlpatterns = [
     re_path(rf"^tasks/{ID}/cancel/$", api.TaskCancelApi.as_view(), name="api-task-cancel"),
     re_path(rf"^tasks/{ID}/resend/$", api.TaskResendApi.as_view(), name="api-task-resend"),
     path("kb/search/", KbSearchApi.as_view(), name="api-kb-search"),
+    path("risks/", RiskAlertListApi.as_view(), name="api-risk-list"),
+    re_path(
+        rf"^risks/{ID}/acknowledge/$",
+        RiskAlertAcknowledgeApi.as_view(),
+        name="api-risk-acknowledge",
+    ),
     re_path(rf"^status/{NUMBER}/$", api.PublicStatusApi.as_view(), name="api-public-status"),
 ]

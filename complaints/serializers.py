@@ -17,6 +17,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from channels.models import Adapter, MessageKind, MessageState
+from sla.serializers import ClockOutput, RiskAlertOutput
 
 from . import policies, selectors
 from .models import (
@@ -370,6 +371,14 @@ class TicketDetailOutput(TicketListOutput):
     contacts = ContactOutput(many=True)
     attachments = AttachmentOutput(many=True)
     outbound_messages = OutboundMessageOutput(many=True)
+    # SLA: the four stage clocks and the open risk alerts (prefetched by the API view).
+    sla_clocks = ClockOutput(many=True, read_only=True)
+    risk_alerts = RiskAlertOutput(
+        many=True,
+        read_only=True,
+        source="open_risk_alerts",
+        help_text=_("Risk signals raised on the ticket and not yet acknowledged."),
+    )
 
     class Meta(TicketListOutput.Meta):
         fields = [
@@ -405,6 +414,8 @@ class TicketDetailOutput(TicketListOutput):
             "contacts",
             "attachments",
             "outbound_messages",
+            "sla_clocks",
+            "risk_alerts",
         ]
         read_only_fields = fields
 

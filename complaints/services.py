@@ -1227,7 +1227,7 @@ def task_open(
     """Open one task per department (多部门会诊), each owned, timed and on the timeline.
 
     `instruction` is shared by the specs that have none of their own. Deadlines default
-    to the department's response and completion times.
+    to the ticket's SLA policy's task targets, else the department's own times.
     """
     ticket = _lock(ticket)
     refused = policies.task_open_refusal(actor, ticket)
@@ -1240,6 +1240,7 @@ def task_open(
     if len(specs) > 10:
         raise ValidationError({"tasks": [_("At most 10 departments at once.")]})
     now = timezone.now()
+    targets = sla_services.task_targets(ticket)  # SLA hook: the policy's task targets
     shared = (instruction or "").strip()
     errors: dict[str, list[str]] = {}
     prepared = []
@@ -1264,10 +1265,9 @@ def task_open(
         respond, complete = spec.respond_due_at, spec.complete_due_at
         if department is not None and not problems:
             seen.add(department.pk)
-            respond = respond or now + dt.timedelta(hours=department.task_response_hours)
-            complete = complete or max(
-                respond, now + dt.timedelta(hours=department.task_completion_hours)
-            )
+            default_respond, default_complete = targets.deadlines(department, now)  # SLA hook
+            respond = respond or default_respond
+            complete = complete or max(respond, default_complete)
             if respond <= now or complete <= now:
                 problems.append(_("Deadlines must be in the future."))
             elif complete < respond:
@@ -1559,8 +1559,8 @@ def task_resend(
     task.assignee = None
     task.claimed_at = None
     task.instruction = instruction
-    task.respond_due_at = now + dt.timedelta(hours=task.department.task_response_hours)
-    task.complete_due_at = now + dt.timedelta(hours=task.department.task_completion_hours)
+    targets = sla_services.task_targets(task.ticket)  # SLA hook: the policy's task targets
+    task.respond_due_at, task.complete_due_at = targets.deadlines(task.department, now)
     task.save()
     _record(
         task.ticket,

@@ -22,6 +22,8 @@ class VersionInline(ReadOnlyInline):
         "warn_2_percent",
         "warn_3_percent",
         "calendar",
+        "task_response_hours",
+        "task_completion_hours",
     )
     readonly_fields = fields
     ordering = ("-number",)
@@ -59,6 +61,10 @@ class SlaPolicyAdmin(admin.ModelAdmin):
         ),
         (_("Warnings"), {"fields": ("warn_1_percent", "warn_2_percent", "warn_3_percent")}),
         (_("Calendar"), {"fields": ("calendar", "work_start", "work_end", "chinese_holidays")}),
+        (
+            _("Department tasks (collaboration tasks opened on the ticket)"),
+            {"fields": ("task_response_hours", "task_completion_hours")},
+        ),
     )
     inlines = [VersionInline]
 

@@ -7,10 +7,14 @@ that package does not know yet we fall back to Monday–Friday rather than fail.
 """
 
 import datetime as dt
+import logging
+import threading
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+
+logger = logging.getLogger(__name__)
 
 TWENTY_FOUR_SEVEN = "24x7"
 BUSINESS_HOURS = "business"
@@ -42,6 +46,25 @@ class BusinessCalendar:
 ALWAYS = BusinessCalendar()
 
 
+# Years the package had no schedule for, already logged (once per year and process).
+_unknown_years: set[int] = set()
+_unknown_years_lock = threading.Lock()
+
+
+def _warn_unknown_year(year: int) -> None:
+    with _unknown_years_lock:
+        if year in _unknown_years:
+            return
+        _unknown_years.add(year)
+    logger.warning(
+        "chinese-calendar %s has no holiday schedule for %s: SLA business hours fall back "
+        "to Monday-Friday for that year. Upgrade the package once the State Council "
+        "publishes the schedule.",
+        getattr(chinese_calendar, "__version__", "?"),
+        year,
+    )
+
+
 def is_working_day(day: dt.date, calendar: BusinessCalendar) -> bool:
     if calendar.is_24x7:
         return True
@@ -49,7 +72,9 @@ def is_working_day(day: dt.date, calendar: BusinessCalendar) -> bool:
         try:
             return chinese_calendar.is_workday(day)
         except NotImplementedError:
-            pass  # a year the package has no official schedule for yet
+            # A year the package has no official schedule for yet (the State Council
+            # publishes it in November or December): weekdays work, weekends do not.
+            _warn_unknown_year(day.year)
     return day.weekday() < 5
 
 

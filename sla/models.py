@@ -67,6 +67,28 @@ class PolicyTerms(models.Model):
     chinese_holidays = models.BooleanField(
         _("observe Chinese public holidays and adjusted working days"), default=True
     )
+    # Collaboration tasks opened on the ticket: claim within / complete within. Empty
+    # means the department's own times (Department.task_response/completion_hours).
+    task_response_hours = models.PositiveSmallIntegerField(
+        _("department task response (hours)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text=_(
+            "A collaboration task must be claimed within this time. Empty: the "
+            "department's own response time."
+        ),
+    )
+    task_completion_hours = models.PositiveSmallIntegerField(
+        _("department task completion (hours)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(2160)],
+        help_text=_(
+            "A collaboration task must be completed within this time. Empty: the "
+            "department's own completion time."
+        ),
+    )
 
     TERM_FIELDS = (
         "first_response_minutes",
@@ -80,6 +102,8 @@ class PolicyTerms(models.Model):
         "work_start",
         "work_end",
         "chinese_holidays",
+        "task_response_hours",
+        "task_completion_hours",
     )
 
     class Meta:
@@ -98,6 +122,11 @@ class PolicyTerms(models.Model):
             and self.work_start >= self.work_end
         ):
             errors["work_end"] = _("The working day must end after it starts.")
+        respond, complete = self.task_response_hours, self.task_completion_hours
+        if respond and complete and complete < respond:
+            errors["task_completion_hours"] = _(
+                "A task cannot be due for completion before its response deadline."
+            )
         if errors:
             raise ValidationError(errors)
 

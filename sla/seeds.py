@@ -19,7 +19,11 @@ def ensure_default_policies(policy_model=None, version_model=None) -> None:
             continue
         name = f"P{value} default"
         policy = policy_model.objects.create(name=name, priority=value)
-        terms = {field: getattr(policy, field) for field in PolicyTerms.TERM_FIELDS}
+        # A historical model (the data migration) may lack terms added since.
+        known = {f.name for f in policy_model._meta.get_fields()}
+        terms = {
+            field: getattr(policy, field) for field in PolicyTerms.TERM_FIELDS if field in known
+        }
         version = version_model.objects.create(policy=policy, number=1, **terms)
         policy.current_version = version
         policy.save(update_fields=["current_version"])

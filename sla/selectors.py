@@ -25,19 +25,25 @@ class StageRow:
     css: str  # green, amber, red, muted
 
 
-def _row(clock: Clock, now: dt.datetime, ticket_open: bool) -> StageRow:
+CLOCK_STATES = ("met", "met_late", "running", "paused", "overdue", "stopped")
+
+
+def clock_state(clock: Clock, now: dt.datetime, ticket_open: bool) -> tuple[str, str]:
+    """(state, colour) of one clock: met, met_late, running, paused, overdue, stopped."""
     if clock.met_at is not None:
         state = "met_late" if clock.met_at > clock.due_at else "met"
-        css = "red" if state == "met_late" else "green"
-    elif clock.paused_at is not None:
-        state, css = "paused", "muted"
-    elif not ticket_open:
-        state, css = "stopped", "muted"
-    elif clock.due_at <= now:
-        state, css = "overdue", "red"
-    else:
-        state = "running"
-        css = "amber" if clock.warned_level >= AMBER_FROM_LEVEL else "green"
+        return state, "red" if state == "met_late" else "green"
+    if clock.paused_at is not None:
+        return "paused", "muted"
+    if not ticket_open:
+        return "stopped", "muted"
+    if clock.due_at <= now:
+        return "overdue", "red"
+    return "running", "amber" if clock.warned_level >= AMBER_FROM_LEVEL else "green"
+
+
+def _row(clock: Clock, now: dt.datetime, ticket_open: bool) -> StageRow:
+    state, css = clock_state(clock, now, ticket_open)
     paused_for = dt.timedelta(seconds=clock.paused_seconds)
     if clock.paused_at is not None:
         paused_for += max(now - clock.paused_at, dt.timedelta(0))

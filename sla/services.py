@@ -33,7 +33,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from . import risks
-from .calendars import add_business_time, business_time_between
+from .calendars import ALWAYS, BusinessCalendar, add_business_time, business_time_between
 from .models import STAGE_ORDER, Clock, SlaPolicy, SlaPolicyVersion, Stage, WarningLevel
 
 logger = logging.getLogger(__name__)
@@ -349,6 +349,61 @@ def ticket_retarget_clocks(ticket) -> None:
         Clock.objects.bulk_update(changed, CLOCK_FIELDS)
 
 
+# --- department task targets ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskTargets:
+    """Claim and completion times of collaboration tasks opened on one ticket.
+
+    From the ticket's policy version when it sets them (counted on the policy's
+    calendar), otherwise the department's own hours (counted round the clock).
+    """
+
+    response: dt.timedelta | None = None
+    completion: dt.timedelta | None = None
+    calendar: BusinessCalendar = ALWAYS
+
+    def deadlines(self, department, start: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        if self.response is not None:
+            respond = add_business_time(start, self.response, self.calendar)
+        else:
+            respond = start + dt.timedelta(hours=department.task_response_hours)
+        if self.completion is not None:
+            complete = add_business_time(start, self.completion, self.calendar)
+        else:
+            complete = start + dt.timedelta(hours=department.task_completion_hours)
+        return respond, max(respond, complete)
+
+
+def ticket_policy_version(ticket) -> SlaPolicyVersion | None:
+    """The policy version the ticket runs under: its closure clock's (the one clock that
+    runs until the end and follows reclassification), else the policy that fits now."""
+    clock = (
+        Clock.objects.filter(ticket_id=ticket.pk, stage=Stage.CLOSURE)
+        .select_related("policy_version")
+        .first()
+    )
+    if clock is not None:
+        return clock.policy_version
+    return policy_for_ticket(ticket)
+
+
+def task_targets(ticket) -> TaskTargets:
+    """For complaints.services.task_open / task_resend (two queries at most)."""
+    version = ticket_policy_version(ticket)
+    if version is None:
+        return TaskTargets()
+    hours = version.task_response_hours, version.task_completion_hours
+    if hours == (None, None):
+        return TaskTargets()
+    return TaskTargets(
+        response=dt.timedelta(hours=hours[0]) if hours[0] else None,
+        completion=dt.timedelta(hours=hours[1]) if hours[1] else None,
+        calendar=version.business_calendar(),
+    )
+
+
 # --- waiting for the customer ----------------------------------------------------------
 
 
@@ -497,8 +552,11 @@ def _fire(ticket, clock: Clock, level: int, levels) -> int:
     emails = sorted({u.email for u in recipients if u.email})
     if emails:
         link = settings.CLOSELOOP_SITE_URL + url
+        # robust: a broker hiccup is logged and does not count the (committed)
+        # warning as a failed ticket of the sweep.
         transaction.on_commit(
-            lambda: _queue_email(subject=message, body=f"{message}\n\n{link}", to=emails)
+            lambda: _queue_email(subject=message, body=f"{message}\n\n{link}", to=emails),
+            robust=True,
         )
     return len(recipients)
 
@@ -506,7 +564,12 @@ def _fire(ticket, clock: Clock, level: int, levels) -> int:
 def _queue_email(*, subject: str, body: str, to: list[str]) -> None:
     from django_q.tasks import async_task
 
-    async_task("sla.tasks.send_email", subject, body, to)
+    # Runs after the warning's commit. django-q2's ORM broker calls
+    # close_old_connections() before an enqueue made outside a transaction, which
+    # with CONN_MAX_AGE=0 (the default) is a new database connection per mail: a
+    # third of a busy sweep's time at 1M tickets. Inside an atomic block it keeps it.
+    with transaction.atomic():
+        async_task("sla.tasks.send_email", subject, body, to)
 
 
 def _advance(ticket, clock: Clock, now: dt.datetime) -> int:
@@ -597,7 +660,9 @@ def sweep(*, now: dt.datetime | None = None, batch_size: int = 200, max_batches:
 # --- backfill ----------------------------------------------------------------------------
 
 
-def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+def backfill_clocks(
+    *, now: dt.datetime | None = None, batch_size: int = 500, start_after: int = 0
+) -> int:
     """Give clocks to tickets that have none (bulk-loaded demo data, rows from before the
     SLA engine); return how many tickets got them.
 
@@ -611,15 +676,19 @@ def backfill_clocks(*, now: dt.datetime | None = None, batch_size: int = 500) ->
     now = now or timezone.now()
     versions: dict[tuple, SlaPolicyVersion | None] = {}
     done = 0
+    last_pk = start_after
     while True:
+        # Keyset pagination: each batch starts after the previous one instead of
+        # skipping every ticket already done (quadratic at 1M tickets).
         batch = list(
             Ticket.objects.exclude(status=Status.MERGED)
-            .filter(sla_clocks__isnull=True)
+            .filter(pk__gt=last_pk, sla_clocks__isnull=True)
             .select_related("category__parent")
             .order_by("pk")[:batch_size]
         )
         if not batch:
             return done
+        last_pk = batch[-1].pk
         new_clocks = []
         for ticket in batch:
             key = (ticket.priority, ticket.category_id, ticket.channel_id)

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from sla import calendars
 from sla.calendars import (
     ALWAYS,
     BusinessCalendar,
@@ -88,6 +89,50 @@ def test_round_trip(minutes):
 def test_a_year_the_package_does_not_know_falls_back_to_weekdays():
     assert is_working_day(dt.date(2099, 10, 1), OFFICE)  # a Thursday
     assert not is_working_day(dt.date(2099, 10, 3), OFFICE)  # a Saturday
+
+
+@pytest.fixture
+def unknown_years_forgotten(monkeypatch):
+    monkeypatch.setattr(calendars, "_unknown_years", set())
+
+
+def test_a_deadline_past_the_known_years_uses_weekdays_and_warns_once(
+    unknown_years_forgotten, caplog
+):
+    # chinese-calendar 1.11.0 knows holidays through 2026. Thu 31 Dec 2026 16:00 + 24 h
+    # of working time: 2 h on the 31st, then 2027 by the weekday rule (1 Jan 2027 a
+    # Friday, counted as a working day for want of the schedule), Mon 4 Jan, Tue 5 Jan.
+    start = at(2026, 12, 31, 16)
+    with caplog.at_level("WARNING", logger="sla.calendars"):
+        due = add_business_time(start, hours(24), OFFICE)
+        assert business_time_between(start, due, OFFICE) == hours(24)
+        add_business_time(at(2027, 3, 1, 9), hours(100), OFFICE)
+    assert due == at(2027, 1, 5, 13)
+    warnings = [r for r in caplog.records if "2027" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "Monday-Friday" in warnings[0].getMessage()
+
+
+def test_a_ticket_received_in_an_unknown_year_gets_its_clocks(
+    unknown_years_forgotten, team_a, customer, channel
+):
+    import time_machine
+
+    from complaints.models import Priority
+    from sla import services as sla
+    from sla.models import Clock, SlaPolicy
+    from tests.factories import make_ticket
+
+    policy = SlaPolicy.objects.get(priority=Priority.P3, category=None, channel=None)
+    policy.calendar = "business"
+    policy.save()
+    sla.policy_publish(policy)
+    # Sat 2 Jan 2027 10:00: the weekend does not count; due Monday 13:00.
+    with time_machine.travel(at(2027, 1, 2, 10), tick=False):
+        ticket = make_ticket(customer=customer, channel=channel, team=team_a)
+        sla.sweep()
+    clock = Clock.objects.get(ticket=ticket, stage="first_response")
+    assert clock.due_at == at(2027, 1, 4, 13)
 
 
 def test_utc_input_gives_the_same_moment():

@@ -312,3 +312,21 @@ def test_admin_edit_publishes_a_new_version(admin_user, client):
     assert client.post(url, bad).status_code == 200  # the form shows the error
     policy.refresh_from_db()
     assert policy.current_version.number == 2
+    # Department task targets are terms too: a new version carries them.
+    page = client.get(url).content.decode()
+    assert 'name="task_response_hours"' in page and 'name="task_completion_hours"' in page
+    targets = {**data, "task_response_hours": 2, "task_completion_hours": 24}
+    assert client.post(url, targets).status_code == 302
+    policy.refresh_from_db()
+    version = policy.current_version
+    assert (version.number, version.task_response_hours, version.task_completion_hours) == (
+        3,
+        2,
+        24,
+    )
+    backwards = {**data, "task_response_hours": 24, "task_completion_hours": 2}
+    response = client.post(url, backwards)
+    assert response.status_code == 200
+    assert "before its response deadline" in response.content.decode()
+    policy.refresh_from_db()
+    assert policy.current_version.number == 3

@@ -1,9 +1,11 @@
 """Two sweeps at once on PostgreSQL: SKIP LOCKED and re-checks under the lock, no duplicates."""
 
 import datetime as dt
+from unittest import mock
 
 import pytest
 import time_machine
+from django.core import mail
 
 from complaints.models import EventKind, Notification
 from sla import services as sla
@@ -18,15 +20,25 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_concurrent_sweeps_send_each_warning_exactly_once(
     agent, senior, supervisor, customer, channel, team_a
 ):
+    agent.email, senior.email = "xiaoli@example.cn", "zhang@example.cn"
+    agent.save()
+    senior.save()
+    # The supervisor has no address: in-app only (not in line at 75 % anyway).
     with time_machine.travel(T0, tick=False):
         tickets = [make_ticket(customer=customer, channel=channel, team=team_a) for _ in range(30)]
         for ticket in tickets[:15]:
             drive(ticket, agent, "assigned")
-    with time_machine.travel(T0 + dt.timedelta(hours=3), tick=False):
+    mail.outbox.clear()
+    # django-q2 runs the queued e-mail task inline once each sweep's ticket commits.
+    with (
+        time_machine.travel(T0 + dt.timedelta(hours=3), tick=False),
+        mock.patch("django_q.conf.Conf.SYNC", True),
+    ):
         # Every first-response clock is at 75 %: warnings 1 and 2 at once.
         results = run_concurrently(lambda i: sla.sweep(batch_size=7), 4)
         assert all(isinstance(r, sla.SweepResult) for r in results), results
         sla.sweep()  # whatever a worker skipped is handled by the next run
+        sla.sweep()  # and a run with nothing due sends nothing
     for ticket in tickets:
         assert ticket.events.filter(kind=EventKind.SLA_WARNING).count() == 1, ticket.number
     assigned, unassigned = tickets[:15], tickets[15:]
@@ -38,6 +50,17 @@ def test_concurrent_sweeps_send_each_warning_exactly_once(
     for ticket in unassigned:
         assert Notification.objects.filter(ticket=ticket).count() == 1
     assert Notification.objects.filter(recipient=supervisor).count() == 0
+    # One e-mail per warning, to everyone told who has an address.
+    assert len(mail.outbox) == 30
+    by_ticket = {}
+    for message in mail.outbox:
+        number = next(t.number for t in tickets if t.number in message.subject)
+        by_ticket.setdefault(number, []).append(sorted(message.to))
+    assert len(by_ticket) == 30
+    for ticket in assigned:
+        assert by_ticket[ticket.number] == [["xiaoli@example.cn", "zhang@example.cn"]]
+    for ticket in unassigned:
+        assert by_ticket[ticket.number] == [["zhang@example.cn"]]
 
 
 def test_sweep_skips_a_ticket_locked_by_an_agent(agent, senior, customer, channel, team_a):

@@ -204,3 +204,43 @@ def test_a_failing_ticket_does_not_stop_the_sweep_and_stays_due(
     assert first_response(broken).next_check_at == T0 + 2 * H  # still due
     sla.sweep()
     assert counts(broken, senior) == [1] and counts(fine, senior) == [1]
+
+
+def test_each_level_mails_its_recipients_once_and_those_without_an_address_only_in_app(
+    clock_at, ticket, agent, senior, supervisor, django_capture_on_commit_callbacks
+):
+    agent.email, supervisor.email, senior.email = "xiaoli@example.cn", "chen@example.cn", ""
+    for user in (agent, senior, supervisor):
+        user.save()
+    drive(ticket, agent, "assigned")
+    sent = []
+    with mock.patch("django_q.conf.Conf.SYNC", True):
+        for hours in (2, 3, 3.6, 4):  # 50 %, 75 %, 90 %, breach
+            clock_at.move_to(T0 + hours * H)
+            with django_capture_on_commit_callbacks(execute=True):
+                sla.sweep()
+                sla.sweep()  # the same level again: nothing more
+            sent.append([sorted(m.to) for m in mail.outbox])
+            mail.outbox.clear()
+    assert sent == [
+        [["xiaoli@example.cn"]],  # warning 1: the assignee
+        [],  # warning 2: the team lead, who has no address (in-app only)
+        [["chen@example.cn"]],  # warning 3: the supervisor
+        [["chen@example.cn", "xiaoli@example.cn"]],  # breach: everyone in line with one
+    ]
+    assert counts(ticket, agent, senior, supervisor) == [2, 2, 2]
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the callback runs inside sweep()
+def test_a_broker_failure_after_commit_does_not_fail_the_sweep(clock_at, ticket, agent, caplog):
+    agent.email = "xiaoli@example.cn"
+    agent.save()
+    drive(ticket, agent, "assigned")
+    clock_at.move_to(T0 + 2 * H)
+    with mock.patch("django_q.tasks.async_task", side_effect=ConnectionError("broker down")):
+        result = sla.sweep()
+    assert "broker down" in caplog.text  # logged by Django's robust on_commit
+    # The warning itself committed: notified in the app, not retried as a failure.
+    assert (result.tickets, result.failed) == (1, 0)
+    assert counts(ticket, agent) == [1]
+    assert first_response(ticket).warned_level == 1

@@ -333,6 +333,19 @@ MATRIX = {
         None,
         staff(200, anonymous=401, log_own=403, log_other=403),
     ),
+    "api-risk-list": (
+        "get",
+        lambda w, p: "/api/v1/risks/",
+        None,
+        # Team leads and supervisors only (the admin is a superuser: tier 3).
+        staff(200, anonymous=401, log_own=403, log_other=403, agent=403),
+    ),
+    "api-risk-acknowledge": (
+        "post",
+        lambda w, p: "/api/v1/risks/999999/acknowledge/",
+        {},
+        staff(404, anonymous=401, log_own=403, log_other=403, agent=403),
+    ),
     "api-ticket-list": (
         "get",
         lambda w, p: "/api/v1/tickets/",

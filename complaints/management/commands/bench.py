@@ -30,6 +30,10 @@ class Command(BaseCommand):
             help="ab concurrency levels (default 1 for latency, 8 for throughput).",
         )
         parser.add_argument("--markdown", help="Write the table into this file's section.")
+        # SLA: one sweep with few and with many clocks due (sla/benchmarks.py).
+        parser.add_argument("--no-sweep", action="store_true", help="Skip the SLA sweep runs.")
+        parser.add_argument("--sweep-few", type=int, default=10, help="Clocks due, 'few' run.")
+        parser.add_argument("--sweep-many", type=int, default=10_000, help="Clocks due, 'many'.")
 
     def handle(self, *args, **o):
         log = self.stdout.write
@@ -43,11 +47,22 @@ class Command(BaseCommand):
             http = benchmarks.run_http(
                 requests=o["http_requests"], concurrency=o["http_concurrency"], log=log
             )
-        text = benchmarks.markdown(
-            o["label"], results, http, samples=o["samples"], warmup=o["warmup"]
-        )
-        if o["markdown"]:
-            benchmarks.write_section(Path(o["markdown"]), o["label"], text)
-            log(f"Written to {o['markdown']} (section {o['label']}).")
-        else:
-            log(text)
+        sections = {}
+        if results or http:
+            sections[o["label"]] = benchmarks.markdown(
+                o["label"], results, http, samples=o["samples"], warmup=o["warmup"]
+            )
+        if not o["no_sweep"] and (not o["only"] or o["only"] in "SLA sweep"):
+            # Last: the sweep fires real warnings (it changes the database).
+            from sla import benchmarks as sla_benchmarks
+
+            log("SLA sweep:")
+            runs = sla_benchmarks.run_sweeps(few=o["sweep_few"], many=o["sweep_many"], log=log)
+            if runs:
+                sections[f"{o['label']}-sweep"] = sla_benchmarks.markdown(o["label"], runs)
+        for label, text in sections.items():
+            if o["markdown"]:
+                benchmarks.write_section(Path(o["markdown"]), label, text)
+                log(f"Written to {o['markdown']} (section {label}).")
+            else:
+                log(text)
