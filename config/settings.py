@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "channels",
     "sla",
     "kb",
+    "triage",
 ]
 
 MIDDLEWARE = [

@@ -20,5 +20,6 @@ urlpatterns = [
     path("intake/", include("channels.urls")),
     path("", include("sla.urls")),
     path("kb/", include("kb.urls")),
+    path("triage/", include("triage.urls")),  # triage hook
     path("", include("complaints.urls")),
 ]
