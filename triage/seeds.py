@@ -58,6 +58,24 @@ def ensure_urgency_terms(term_model=None) -> int:
     return created
 
 
+def _train_if_untrained(write) -> None:
+    """A first category model from the demo's resolved tickets, so suggestions show."""
+    from . import classifier
+    from .models import CategoryModel
+
+    if CategoryModel.objects.exists():
+        return
+    try:
+        result = classifier.train_and_store()
+    except classifier.NotEnoughData as exc:
+        write(f"分诊 Triage: no category model yet ({exc})")
+        return
+    write(
+        f"分诊 Triage: category model trained on {result.samples} resolved tickets "
+        f"({result.classes} categories)."
+    )
+
+
 def seed_triage_demo(*, users: dict, teams: dict, write=print) -> None:
     """Demo skill groups, availability and routing rules (idempotent, a few queries)."""
     from channels.models import Channel, ChannelKind
@@ -103,6 +121,7 @@ def seed_triage_demo(*, users: dict, teams: dict, write=print) -> None:
                     else AgentAvailability.Status.ON_DUTY
                 },
             )
+    _train_if_untrained(write)
     if RoutingRule.objects.exists():
         write("分诊 Triage: routing rules already present, none added.")
         return
