@@ -19,7 +19,7 @@ from channels.models import Channel
 from complaints.models import Category, Level
 from kb.search import index_tokens, normalize, query_words
 
-from .models import RoutingRule, UrgencyReason, UrgencyTerm
+from .models import RoutingRule, UrgencyReason, UrgencyTerm, group_matches
 
 
 def split_words(raw: str) -> list[str]:
@@ -211,23 +211,26 @@ class Urgency:
     matches: list[dict]  # [{"reason": "safety", "term": "起火"}]
 
     def explain(self) -> str:
-        labels = dict(UrgencyReason.choices)
-        return "; ".join(
-            f"{labels.get(m['reason'], m['reason'])} — {m['term']}" for m in self.matches
-        )
+        return "; ".join(f"{label} — {'、'.join(terms)}" for label, terms in self.reasons())
+
+    def reasons(self) -> list[tuple[str, list[str]]]:
+        return group_matches(self.matches)
 
 
 def detect_urgency(terms: list[Term], text: str) -> Urgency | None:
     """The highest level any term raises and every term that matched, or None."""
     normalized = normalize(text)
-    matches, level, seen = [], 0, set()
+    found_at, level, seen = [], 0, set()
     for term in terms:
-        found = term.found_in(normalized if term.pattern is None else text)
+        haystack = normalized if term.pattern is None else text
+        found = term.found_in(haystack)
         if found is None or (term.reason, found) in seen:
             continue
         seen.add((term.reason, found))
-        matches.append({"reason": term.reason, "term": found})
+        found_at.append((haystack.find(found), {"reason": term.reason, "term": found}))
         level = max(level, term.level)
-    if not matches:
+    if not found_at:
         return None
+    # In the order the customer wrote them.
+    matches = [match for _position, match in sorted(found_at, key=lambda p: p[0])]
     return Urgency(level=level, matches=matches)

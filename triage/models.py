@@ -253,6 +253,22 @@ class UrgencyReason(models.TextChoices):
     EMOTION = "emotion", _("Strong emotion")
 
 
+# The order reasons are told in: what endangers people first.
+REASON_ORDER = ["safety", "legal", "regulator", "media", "emotion"]
+
+
+def group_matches(matches: list[dict]) -> list[tuple[str, list[str]]]:
+    """[{"reason", "term"}, ...] → [(reason label, [terms])], most serious reason first."""
+    labels = dict(UrgencyReason.choices)
+    grouped: dict[str, list[str]] = {}
+    for match in matches:
+        grouped.setdefault(match.get("reason"), []).append(match.get("term"))
+    ordered = sorted(
+        grouped, key=lambda r: REASON_ORDER.index(r) if r in REASON_ORDER else len(REASON_ORDER)
+    )
+    return [(str(labels.get(r, r)), grouped[r]) for r in ordered]
+
+
 class UrgencyTerm(models.Model):
     """A word or pattern that makes a complaint urgent, and why.
 
@@ -297,10 +313,9 @@ class TicketUrgency(models.Model):
     def __str__(self) -> str:
         return f"{self.ticket_id}: {self.get_level_display()}"
 
-    def reasons(self) -> list[tuple[str, str]]:
-        """(reason label, matched text) pairs, for "urgent: 安全 — matched 起火"."""
-        labels = dict(UrgencyReason.choices)
-        return [(labels.get(m.get("reason"), m.get("reason")), m.get("term")) for m in self.matches]
+    def reasons(self) -> list[tuple[str, list[str]]]:
+        """(reason label, matched words), for "urgent: 安全 — matched 起火"."""
+        return group_matches(self.matches)
 
 
 class CategoryModel(models.Model):
