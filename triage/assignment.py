@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from complaints.models import ACTIVE_STATUSES, Role, Ticket
 
@@ -58,11 +59,11 @@ def pick_agent(group: SkillGroup, *, exclude_user_id: int | None = None) -> Pick
     if exclude_user_id is not None:
         rows = [r for r in rows if r.user_id != exclude_user_id]
     if not rows:
-        return Pick(None, reason="nobody on duty")
+        return Pick(None, reason=_("nobody on duty"))
     counts = open_ticket_counts(r.user_id for r in rows)
     free = [r for r in rows if counts.get(r.user_id, 0) < group.max_open_per_agent]
     if not free:
-        return Pick(None, reason="everyone on duty is at the cap")
+        return Pick(None, reason=_("everyone on duty is at the cap"))
     never = timezone.now().replace(year=1970)
     if group.strategy == SkillGroup.Strategy.LEAST_OPEN:
         chosen = min(
