@@ -6,3 +6,8 @@ class TriageConfig(AppConfig):
     name = "triage"
     verbose_name = _("Smart triage")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import signals
+
+        signals.connect()

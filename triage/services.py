@@ -72,7 +72,8 @@ def triage_at_intake(ticket: Ticket, *, order_amount=None) -> TriageReport:
     if order_amount is not None:
         IntakeFacts.objects.create(ticket=ticket, order_amount=order_amount)
     facts = engine.Facts.for_ticket(ticket, order_amount=order_amount)
-    return _apply(ticket, facts, actor=None, rules=engine.load_rules(), terms=engine.load_terms())
+    rules, terms = engine.cached_rules_and_terms()  # no query while fresh: intake is hot
+    return _apply(ticket, facts, actor=None, rules=rules, terms=terms)
 
 
 @transaction.atomic

@@ -300,6 +300,7 @@ class TestIntakeCost:
             intake("没有任何规则会命中的一段话")
         for i in range(1, 15):
             rule_factory(name=f"r{i}", keywords=f"不会出现的词{i}", channels=[hotline])
+        intake("又预热一下")  # reloads the rules: five queries, however many rules
         with CaptureQueriesContext(connection) as many_rules:
             intake("没有任何规则会命中的一段话")
         assert len(many_rules) == len(one_rule)
@@ -309,3 +310,44 @@ class TestIntakeCost:
             rule_factory(name=f"r{i}", keywords="快递", channels=[hotline])
         with django_assert_num_queries(3):
             assert len(engine.load_rules()) == 5
+
+
+class TestRuleCache:
+    def test_warm_intake_reads_no_rule_or_word_table(self, intake, rule_factory, reference_data):
+        rule_factory(name="P2", keywords="起火", set_priority=Priority.P2)
+        intake("预热一下")
+        with CaptureQueriesContext(connection) as queries:
+            intake("没有任何规则会命中的一段话")
+        tables = " ".join(q["sql"] for q in queries)
+        assert "triage_routingrule" not in tables
+        assert "triage_urgencyterm" not in tables
+
+    def test_a_saved_rule_is_used_at_once(self, intake, rule_factory, reference_data):
+        intake("预热一下")
+        rule = rule_factory(name="P2", keywords="快递", set_priority=Priority.P2)
+        assert intake(LOGISTICS_TEXT).priority == Priority.P2
+        rule.is_active = False
+        rule.save()
+        assert intake(LOGISTICS_TEXT).priority == Priority.P3
+
+    def test_other_processes_reload_after_commit(
+        self, rule_factory, reference_data, django_capture_on_commit_callbacks
+    ):
+        from django.core.cache import cache
+
+        engine.cached_rules_and_terms()
+        before = cache.get(engine.GENERATION_KEY)
+        with django_capture_on_commit_callbacks(execute=True):
+            rule_factory(name="新规则", keywords="快递")
+        assert cache.get(engine.GENERATION_KEY) != before
+        assert [c.rule.name for c in engine.cached_rules_and_terms()[0]] == ["新规则"]
+
+    def test_entries_expire(self, rule_factory, reference_data, monkeypatch):
+        engine.cached_rules_and_terms()
+        # A rule written where no signal fires (another process's raw SQL, say).
+        from triage.models import RoutingRule
+
+        RoutingRule.objects.bulk_create([RoutingRule(name="批量")])
+        assert engine.cached_rules_and_terms()[0] == []
+        monkeypatch.setattr(engine, "MAX_AGE_SECONDS", 0)
+        assert [c.rule.name for c in engine.cached_rules_and_terms()[0]] == ["批量"]
