@@ -351,3 +351,29 @@ class TestRuleCache:
         assert engine.cached_rules_and_terms()[0] == []
         monkeypatch.setattr(engine, "MAX_AGE_SECONDS", 0)
         assert [c.rule.name for c in engine.cached_rules_and_terms()[0]] == ["批量"]
+
+
+def test_dry_run_page_query_count(
+    login, agent, rule_factory, hotline, django_assert_max_num_queries
+):
+    for i in range(8):
+        rule_factory(name=f"r{i}", keywords="快递", channels=[hotline], stop_processing=False)
+    client = login(agent)
+    with django_assert_max_num_queries(16):
+        response = client.get("/triage/", {"text": "快递起火了", "vip_level": 0})
+    assert response.content.decode().count('data-testid="triage-fired"') == 0
+
+
+def test_seed_demo_triage_is_idempotent(db, reference_data, team_a, team_b, agent, agent2):
+    from triage.models import AgentAvailability, RoutingRule, SkillGroup
+    from triage.seeds import seed_triage_demo
+
+    users = {"agent": agent, "agent2": agent2}
+    teams = {"team-a": team_a, "team-b": team_b}
+    lines = []
+    seed_triage_demo(users=users, teams=teams, write=lines.append)
+    counts = (RoutingRule.objects.count(), SkillGroup.objects.count())
+    seed_triage_demo(users=users, teams=teams, write=lines.append)
+    assert (RoutingRule.objects.count(), SkillGroup.objects.count()) == counts == (6, 3)
+    assert AgentAvailability.objects.filter(status="on_duty").count() == 2
+    assert "routing rules already present" in lines[-1]
