@@ -24,6 +24,7 @@ from complaints import services as complaint_services
 from complaints.models import EventKind, Level, Priority, Status, Ticket
 from sla import risks
 from sla import services as sla_services
+from sla.models import RiskAlert
 
 from . import classifier, engine
 from .assignment import pick_agent
@@ -105,7 +106,7 @@ def _apply(ticket: Ticket, facts, *, actor, rules, terms) -> TriageReport:
     skill_group = None
 
     urgency = engine.detect_urgency(terms, facts.text)
-    if urgency is not None:
+    if urgency is not None and _urgency_is_new(ticket, urgency):
         report.urgency = urgency
         _record_urgency(ticket, urgency, actor, unclassified)
 
@@ -166,7 +167,11 @@ def _apply(ticket: Ticket, facts, *, actor, rules, terms) -> TriageReport:
                     % {"number": ticket.number, "rule": rule.name},
                     url=complaint_services._ticket_url(ticket),
                 )
-        if rule.raise_risk:
+        # Each kind fires once per ticket (sla.risks): say so only when it is new.
+        if (
+            rule.raise_risk
+            and not RiskAlert.objects.filter(ticket=ticket, kind=rule.raise_risk).exists()
+        ):
             risks.raise_alert(
                 ticket,
                 rule.raise_risk,
@@ -248,6 +253,12 @@ def _apply(ticket: Ticket, facts, *, actor, rules, terms) -> TriageReport:
     for line in report.skipped:
         complaint_services._record(ticket, actor, EventKind.NOTE, line)
     return report
+
+
+def _urgency_is_new(ticket: Ticket, urgency: engine.Urgency) -> bool:
+    """Whether the words found differ from the last finding (applying again adds no note)."""
+    known = TicketUrgency.objects.filter(ticket=ticket).values_list("matches", flat=True).first()
+    return known != urgency.matches
 
 
 def _record_urgency(ticket: Ticket, urgency: engine.Urgency, actor, unclassified: bool) -> None:

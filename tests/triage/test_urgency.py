@@ -102,3 +102,12 @@ def test_admin_refuses_a_broken_pattern(client, admin_user):
     assert response.status_code == 200
     assert "Not a valid regular expression" in response.content.decode()
     assert not UrgencyTerm.objects.filter(term="投诉(").exists()
+
+
+def test_applying_again_does_not_repeat_the_urgency_note(login, agent, intake, seeded_terms):
+    from triage.services import triage_apply
+
+    ticket = intake("插座起火了")
+    triage_apply(ticket=ticket.number, actor=agent)
+    triage_apply(ticket=ticket.number, actor=agent)
+    assert ticket.events.filter(message__startswith="Urgent:").count() == 1
