@@ -377,3 +377,33 @@ def test_seed_demo_triage_is_idempotent(db, reference_data, team_a, team_b, agen
     assert (RoutingRule.objects.count(), SkillGroup.objects.count()) == counts == (6, 3)
     assert AgentAvailability.objects.filter(status="on_duty").count() == 2
     assert "routing rules already present" in lines[-1]
+
+
+def test_admin_refuses_a_parent_category_and_reversed_amounts(client, admin_user, reference_data):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/triage/routingrule/add/",
+        {
+            "name": "坏规则",
+            "position": 10,
+            "is_active": "on",
+            "stop_processing": "on",
+            "set_category": leaf_category("after-sales").pk,  # has subcategories
+            "amount_min": "500",
+            "amount_max": "100",
+        },
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Choose a leaf category" in body
+    assert "The upper amount is below the lower one." in body
+    from triage.models import RoutingRule
+
+    assert not RoutingRule.objects.exists()
+
+
+def test_admin_rule_list_shows_what_each_rule_does(client, admin_user, rule_factory, supervisor):
+    rule_factory(name="关注", keywords="快递", add_watcher=supervisor, set_priority=Priority.P1)
+    client.force_login(admin_user)
+    body = client.get("/admin/triage/routingrule/").content.decode()
+    assert "priority P1 critical; watcher 陈主管" in body
