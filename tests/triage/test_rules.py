@@ -407,3 +407,29 @@ def test_admin_rule_list_shows_what_each_rule_does(client, admin_user, rule_fact
     client.force_login(admin_user)
     body = client.get("/admin/triage/routingrule/").content.decode()
     assert "priority P1 critical; watcher 陈主管" in body
+
+
+def test_the_public_web_form_goes_through_the_rules(client, rule_factory, reference_data):
+    """Every door calls the intake: the web form's complaint is routed too."""
+    import re as regex
+
+    from complaints.models import Ticket
+
+    web = ChannelFactory(code="web", name="网页投诉", kind="web")
+    rule_factory(name="网页物流", channels=[web], keywords="快递", set_priority=Priority.P2)
+    page = client.get("/complain/").content.decode()
+    token = regex.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
+    response = client.post(
+        "/complain/",
+        {
+            "name": "赵先生",
+            "phone": "139 1234 5678",
+            "body": "快递三天没到，电话打不通。",
+            "website": "",
+            "token": token,
+        },
+    )
+    assert response.status_code == 200
+    ticket = Ticket.objects.get()
+    assert ticket.priority == Priority.P2
+    assert ticket.events.filter(message__startswith="Rule “网页物流”").exists()
