@@ -330,7 +330,7 @@ def suggestion_accept(
     """One-click accept: the normal classify service with the suggested category."""
     number = ticket.number if isinstance(ticket, Ticket) else ticket
     suggestion = (
-        CategorySuggestion.objects.select_for_update()
+        CategorySuggestion.objects.select_for_update(of=("self",))
         .select_related("category__parent")
         .filter(ticket__number=number)
         .first()
