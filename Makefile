@@ -23,6 +23,7 @@ run: install
 	$(PY) manage.py seed_demo
 	$(PY) manage.py sla_backfill
 	$(PY) manage.py sla_schedule
+	$(PY) manage.py triage_schedule
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
