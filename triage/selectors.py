@@ -102,5 +102,32 @@ def suggestion_stats() -> dict:
     return counts
 
 
+def suggestion_stats_by_agent() -> list[dict]:
+    """Recorded decisions per agent (one-click accepts at once; hand classifications
+    from the nightly run), most decisions first."""
+    rows = (
+        CategorySuggestion.objects.filter(decided_by__isnull=False)
+        .values("decided_by__username", "decided_by__first_name")
+        .annotate(
+            accepted=Count("id", filter=Q(outcome=SuggestionOutcome.ACCEPTED)),
+            agreed=Count("id", filter=Q(outcome=SuggestionOutcome.AGREED)),
+            overridden=Count("id", filter=Q(outcome=SuggestionOutcome.OVERRIDDEN)),
+            decided=Count("id"),
+        )
+        .order_by("-decided", "decided_by__username")[:50]
+    )
+    result = []
+    for row in rows:
+        kept = row["accepted"] + row["agreed"]
+        result.append(
+            {
+                "name": row["decided_by__first_name"] or row["decided_by__username"],
+                **{k: row[k] for k in ("accepted", "agreed", "overridden", "decided")},
+                "accept_rate": kept / row["decided"],
+            }
+        )
+    return result
+
+
 def availability_of(user) -> AgentAvailability | None:
     return AgentAvailability.objects.filter(user=user).first()

@@ -15,13 +15,13 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from complaints import policies
 from complaints import services as complaint_services
-from complaints.models import EventKind, Level, Priority, Status, Ticket
+from complaints.models import EventKind, Level, Priority, Status, Ticket, TimelineEvent
 from sla import risks
 from sla import services as sla_services
 from sla.models import RiskAlert
@@ -358,22 +358,31 @@ def suggestion_accept(
 
 def suggestion_outcomes_refresh() -> dict[str, int]:
     """Close the books on suggestions whose ticket was classified by hand meanwhile:
-    the same category (agreed) or another (overridden). Set-based and safe to repeat."""
-    pending = CategorySuggestion.objects.filter(
-        outcome=SuggestionOutcome.SHOWN, ticket__category__isnull=False
-    ).exclude(ticket__status=Status.RECEIVED)
-    now = timezone.now()
-    rows = list(pending.values_list("pk", "category_id", "ticket__category_id"))
-    agreed = [pk for pk, suggested, final in rows if suggested == final]
-    overridden = [(pk, final) for pk, suggested, final in rows if suggested != final]
-    CategorySuggestion.objects.filter(pk__in=agreed).update(
-        outcome=SuggestionOutcome.AGREED, decided_at=now, final_category_id=F("category_id")
+    the same category (agreed) or another (overridden), and by whom (the actor of the
+    ticket's latest classification). Safe to repeat: decided rows are left alone."""
+    latest_classifier = (
+        TimelineEvent.objects.filter(ticket_id=OuterRef("ticket_id"), kind=EventKind.CLASSIFIED)
+        .order_by("-created_at", "-id")
+        .values("actor_id")[:1]
     )
-    for pk, final in overridden:
-        CategorySuggestion.objects.filter(pk=pk).update(
-            outcome=SuggestionOutcome.OVERRIDDEN, decided_at=now, final_category_id=final
+    pending = (
+        CategorySuggestion.objects.filter(
+            outcome=SuggestionOutcome.SHOWN, ticket__category__isnull=False
         )
-    return {"agreed": len(agreed), "overridden": len(overridden)}
+        .exclude(ticket__status=Status.RECEIVED)
+        .annotate(classified_by=Subquery(latest_classifier))
+    )
+    now = timezone.now()
+    counts = {"agreed": 0, "overridden": 0}
+    for pk, suggested, final, actor_id in pending.values_list(
+        "pk", "category_id", "ticket__category_id", "classified_by"
+    ):
+        outcome = SuggestionOutcome.AGREED if suggested == final else SuggestionOutcome.OVERRIDDEN
+        CategorySuggestion.objects.filter(pk=pk, outcome=SuggestionOutcome.SHOWN).update(
+            outcome=outcome, decided_at=now, final_category_id=final, decided_by_id=actor_id
+        )
+        counts[outcome] += 1
+    return counts
 
 
 def train() -> classifier.TrainingResult:

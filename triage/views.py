@@ -126,6 +126,7 @@ def index(request):
         "form": form,
         "result": result,
         "stats": selectors.suggestion_stats(),
+        "by_agent": selectors.suggestion_stats_by_agent(),
         "availability": selectors.availability_of(request.user),
         "can_set_availability": policies.tier_of(request.user) in (1, 2),
     }

@@ -189,8 +189,22 @@ def test_override_and_agreement_are_recorded(agent, trained, customer, channel, 
     overridden = CategorySuggestion.objects.get(ticket=first)
     assert overridden.outcome == SuggestionOutcome.OVERRIDDEN
     assert overridden.final_category.code == "quality"
+    assert overridden.decided_by == agent  # who classified it
     assert CategorySuggestion.objects.get(ticket=second).outcome == SuggestionOutcome.AGREED
     assert suggestion_stats()["override_rate"] == 0.5
+    assert triage_services.suggestion_outcomes_refresh() == {"agreed": 0, "overridden": 0}
+    from triage.selectors import suggestion_stats_by_agent
+
+    assert suggestion_stats_by_agent() == [
+        {
+            "name": "小李",
+            "accepted": 0,
+            "agreed": 1,
+            "overridden": 1,
+            "decided": 2,
+            "accept_rate": 0.5,
+        }
+    ]
 
 
 def test_classified_tickets_get_no_new_suggestion(agent, trained, ticket, drive_ticket):
