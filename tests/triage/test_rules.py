@@ -433,3 +433,19 @@ def test_the_public_web_form_goes_through_the_rules(client, rule_factory, refere
     ticket = Ticket.objects.get()
     assert ticket.priority == Priority.P2
     assert ticket.events.filter(message__startswith="Rule “网页物流”").exists()
+
+
+def test_signed_api_sends_the_order_amount_to_the_rules(rule_factory, reference_data):
+    from complaints.models import Ticket
+    from tests.channels.test_intake import payload, post
+
+    wechat = ChannelFactory(code="wechat-api", kind="wechat")
+    rule_factory(name="大额", amount_min=Decimal("5000"), set_priority=Priority.P2)
+    response = post(wechat, payload(order_amount="6800.00"))
+    assert response.status_code == 201
+    ticket = Ticket.objects.get()
+    assert ticket.priority == Priority.P2
+    assert ticket.intake_facts.order_amount == Decimal("6800.00")
+    bad = post(wechat, payload(external_id="msg-2", order_amount="-1"))
+    assert bad.status_code == 400
+    assert "order_amount" in bad.json()
