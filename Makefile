@@ -25,6 +25,7 @@ run: install
 	$(PY) manage.py sla_schedule
 	$(PY) manage.py outbox_schedule
 	$(PY) manage.py dashboard_rollup
+	$(PY) manage.py triage_schedule
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver $(HOST):$(PORT)

@@ -189,6 +189,15 @@ class IntakeInput(serializers.Serializer):
     category_hint = serializers.CharField(
         required=False, allow_blank=True, max_length=60, help_text="Category code or name."
     )
+    # triage hook: routing rules may look at the order amount.
+    order_amount = serializers.DecimalField(
+        required=False,
+        allow_null=True,
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        help_text="Order amount in CNY, for routing rules.",
+    )
 
 
 class IntakeOutput(serializers.Serializer):

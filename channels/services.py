@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from complaints.models import OPEN_STATUSES, Category, Contact, EventKind, Status, Ticket
 from complaints.services import _notify, _record, _ticket_url, ticket_create
 from sla import risks
+from triage import services as triage_services  # triage hook: routing rules, urgency
 
 from .identity import CustomerKeys, customer_keys, resolve_customer
 from .models import AttachmentLink, Channel, ChannelKind, IdentityConflict, new_channel_secret
@@ -215,6 +216,7 @@ def intake_submit(
     category: Category | None = None,
     actor=None,
     extra: dict | None = None,
+    order_amount=None,  # triage hook: rules on the order amount
 ) -> IntakeResult:
     """Take one contact from a channel: a new ticket, or a contact on an existing one.
 
@@ -237,6 +239,7 @@ def intake_submit(
         attachments=attachments,
     )
     category = category or category_from_hint(category_hint)
+    order_amount = triage_services.parse_amount(order_amount)  # triage hook
     attempts = 3
     for attempt in range(attempts):
         try:
@@ -249,6 +252,7 @@ def intake_submit(
                     occurred_at=occurred_at,
                     actor=actor,
                     extra=extra or {},
+                    order_amount=order_amount,  # triage hook
                     **data,
                 )
         except IntegrityError:
@@ -272,6 +276,7 @@ def _intake(
     actor,
     extra,
     external_id,
+    order_amount=None,  # triage hook
     subject,
     body,
     order_no,
@@ -356,6 +361,7 @@ def _intake(
                     **extra,
                 },
             )
+        triage_services.triage_at_intake(ticket, order_amount=order_amount)  # triage hook
         created = True
 
     if attachments:

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "sla",
     "kb",
     "dashboard",
+    "triage",
 ]
 
 MIDDLEWARE = [

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("sla.urls")),
     path("kb/", include("kb.urls")),
     path("dashboard/", include("dashboard.urls")),
+    path("triage/", include("triage.urls")),  # triage hook
     path("", include("complaints.urls")),
 ]
 

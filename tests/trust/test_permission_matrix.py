@@ -326,6 +326,39 @@ MATRIX = {
         # Refusals (unknown step; department staff) are messages back on the ticket.
         staff(302, anonymous=302, log_own=302, log_other=404),
     ),
+    # --- triage ------------------------------------------------------------------------
+    "triage:index": (
+        "get",
+        lambda w, p: "/triage/?text=快递起火&vip_level=0",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=403),
+    ),
+    "triage:availability": (
+        "post",
+        lambda w, p: "/triage/availability/",
+        {},
+        # Bad input (no status) is a message back on the triage page.
+        staff(302, anonymous=302, log_own=403, log_other=403),
+    ),
+    "triage:ticket-panel": (
+        "get",
+        lambda w, p: f"/triage/tickets/{ticket_of(w, p).number}/panel/",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=404),
+    ),
+    "triage:ticket-apply": (
+        "post",
+        lambda w, p: f"/triage/tickets/{ticket_of(w, p).number}/apply/",
+        {},
+        # Refusals (closed ticket, another team) are messages back on the ticket.
+        staff(302, anonymous=302, log_own=403, log_other=404),
+    ),
+    "triage:suggestion-accept": (
+        "post",
+        lambda w, p: f"/triage/tickets/{ticket_of(w, p).number}/accept/",
+        {},
+        staff(302, anonymous=302, log_own=403, log_other=404),
+    ),
     # --- API --------------------------------------------------------------------------
     "api-kb-search": (
         "get",

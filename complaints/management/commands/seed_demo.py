@@ -29,6 +29,7 @@ from channels.models import Channel
 from complaints.models import Category, Contact, Department, Role, StaffProfile, Status, Ticket
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
 from kb.demo import seed_kb_demo
+from triage.seeds import seed_triage_demo  # triage hook
 
 from ..demo_builder import DEMO_CONTACT_PREFIX, DemoBuilder, reserve_ticket_numbers
 from ..demo_collaboration import Collaboration
@@ -94,6 +95,7 @@ class Command(BaseCommand):
                 )
                 self._summary()
             seed_kb_demo(admin=users.get("admin"), write=self.stdout.write)  # kb: demo knowledge
+            seed_triage_demo(users=users, teams=teams, write=self.stdout.write)  # triage hook
         self._logins(teams, password, kept)
 
     # -- teams, people, channels ------------------------------------------------------
