@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
@@ -34,6 +35,7 @@ from complaints.models import (
     Level,
     Role,
     Status,
+    Survey,
     Ticket,
     TicketSequence,
     TimelineEvent,
@@ -646,6 +648,15 @@ class DemoBuilder:
                 self.used_keys.add((kind, key))
                 return key
 
+    def _surveys(self, replays) -> tuple[list[Survey], list[TimelineEvent]]:
+        surveys, events = [], []
+        for replay in replays:
+            if replay.ticket.resolved_at is not None:
+                survey, survey_events = _demo_survey(self, replay)
+                surveys.append(survey)
+                events.extend(survey_events)
+        return surveys, events
+
     def identities(self) -> list[CustomerIdentity]:
         """The keys by which each customer's channels know them (some have several)."""
         rng = self.rng
@@ -730,6 +741,10 @@ class DemoBuilder:
         if self.collaboration is not None:
             # Tasks and compensations first: their timeline events name them.
             made.update(self.collaboration.save())
+        surveys, survey_events = self._surveys(survivors)
+        Survey.objects.bulk_create(surveys, batch_size=500)
+        events = sorted([*events, *survey_events], key=lambda e: e.created_at)
+        made["surveys"] = len(surveys)
         TimelineEvent.objects.bulk_create(events, batch_size=1000)
         if self.collaboration is not None:
             made["notifications"] = self.collaboration.save_notifications()
@@ -740,6 +755,52 @@ class DemoBuilder:
             "events": len(events),
             **made,
         }
+
+
+# What the field's customers answered on tickets that went on to close: mostly satisfied,
+# some passives and detractors (a score under 6 would have reopened the ticket).
+SURVEY_OVERALL = (10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 7, 7, 6, 6)
+
+
+def _demo_survey(builder, replay) -> tuple[Survey, list[TimelineEvent]]:
+    """The survey sent at resolution; answered (about 70 %) on tickets followed up since."""
+    ticket, rng = replay.ticket, builder.rng
+    sent = ticket.resolved_at
+    survey = Survey(
+        ticket=ticket,
+        token=f"demo{rng.getrandbits(128):032x}",
+        created_at=sent,
+        expires_at=sent + dt.timedelta(days=settings.CLOSELOOP_SURVEY_VALID_DAYS),
+    )
+    resolver = next(e.actor for e in reversed(replay.events) if e.kind == EventKind.RESOLVED)
+    events = [
+        TimelineEvent(
+            ticket=ticket,
+            actor=resolver,
+            kind=EventKind.SURVEY_SENT,
+            message="",
+            after={"expires_at": _iso(survey.expires_at)},
+            created_at=sent,
+        )
+    ]
+    if ticket.followed_up_at is None or rng.random() > 0.7:
+        return survey, events
+    overall = rng.choice(SURVEY_OVERALL)
+    base = 5 if overall >= 9 else 4 if overall >= 7 else 3 if overall >= 5 else 2
+    for dimension in Survey.DIMENSIONS:
+        setattr(survey, dimension, max(1, min(5, base + rng.choice((-1, 0, 0, 0, 1)))))
+    survey.overall = overall
+    survey.answered_at = sent + (ticket.followed_up_at - sent) * rng.uniform(0.2, 0.9)
+    scores = {d: getattr(survey, d) for d in Survey.DIMENSIONS}
+    events.append(
+        TimelineEvent(  # the customer's answer: no staff actor, as in survey_answer
+            ticket=ticket,
+            kind=EventKind.SURVEY_ANSWERED,
+            after={"overall": overall, **scores},
+            created_at=survey.answered_at,
+        )
+    )
+    return survey, events
 
 
 def reserve_ticket_numbers(per_day: Counter) -> dict[dt.date, int]:

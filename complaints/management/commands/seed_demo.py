@@ -91,7 +91,8 @@ class Command(BaseCommand):
                     f"新建 Created {made['tickets']} tickets, {made['customers']} customers, "
                     f"{made['identities']} identities, {made['events']} timeline events, "
                     f"{made['compensations']} compensations, {made['tasks']} collaboration tasks, "
-                    f"{made['notifications']} notifications in {time.monotonic() - started:.1f} s."
+                    f"{made['surveys']} surveys, {made['notifications']} notifications "
+                    f"in {time.monotonic() - started:.1f} s."
                 )
                 self._summary()
             seed_kb_demo(admin=users.get("admin"), write=self.stdout.write)  # kb: demo knowledge
