@@ -453,7 +453,7 @@ def q_sync(monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_nothing_is_sent_when_the_action_rolls_back_and_sent_after_commit(
     receiver, team_a, agent, q_sync
 ):

@@ -17,7 +17,10 @@ from complaints.models import (
 from tests.complaints.test_concurrency import run_concurrently
 from tests.factories import make_staff
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def open_task(ticket, actor, department="logistics"):

@@ -11,7 +11,10 @@ from complaints.models import Status, Ticket
 from tests.conftest import drive
 from tests.factories import CustomerFactory, make_ticket
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def run_concurrently(fn, n):

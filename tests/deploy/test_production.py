@@ -95,7 +95,7 @@ def _get(url, headers=None):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_gunicorn_serves_production_settings_on_postgresql_and_redis(tmp_path):
     if not _redis_available():
         if os.environ.get("CI"):

@@ -7,7 +7,10 @@ from playwright.sync_api import expect
 
 from complaints.models import Status, Ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def log_in(page, live_server, username, password):

@@ -9,7 +9,10 @@ from playwright.sync_api import expect
 from complaints.models import CollaborationTask, CompensationState, EventKind, TaskState
 from tests.conftest import drive
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def snap(page, name):

@@ -12,7 +12,10 @@ from dashboard import rollups
 from tests.conftest import drive
 from tests.factories import ChannelFactory, make_ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CHARTS = ("volume", "channels", "sla", "pareto", "satisfaction", "compensation", "departments")
 

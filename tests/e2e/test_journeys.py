@@ -8,7 +8,10 @@ from playwright.sync_api import expect
 from complaints import services
 from complaints.models import CollaborationTask, Status, Ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def open_action(page, name):

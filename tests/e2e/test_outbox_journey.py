@@ -10,7 +10,10 @@ from tests.channels.receiver import start_receiver
 from tests.conftest import drive
 from tests.factories import ChannelFactory, CustomerFactory, make_ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.fixture

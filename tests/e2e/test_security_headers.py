@@ -4,7 +4,10 @@ import pytest
 
 from tests.conftest import drive
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_pages_run_under_the_csp_without_violations(page, live_server, agent, ticket):

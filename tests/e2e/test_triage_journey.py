@@ -10,7 +10,10 @@ from tests.triage.test_classifier import LOGISTICS, QUALITY
 from triage import classifier
 from triage.models import CategorySuggestion, SuggestionOutcome
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.fixture

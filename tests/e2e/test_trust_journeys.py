@@ -15,7 +15,10 @@ from kb.models import ScriptKind, SopTemplate
 from kb.seeds import ensure_kb_reference_data
 from tests.conftest import drive
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def snap(page, name):

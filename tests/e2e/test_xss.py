@@ -10,7 +10,10 @@ from complaints import services
 from tests.conftest import drive
 from tests.factories import CustomerFactory, make_ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 IMG = '<img src=x data-xss="{field}" onerror=alert(1)>'
 

@@ -14,7 +14,10 @@ from tests.conftest import drive
 from tests.factories import make_ticket
 from tests.sla.conftest import T0
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_concurrent_sweeps_send_each_warning_exactly_once(

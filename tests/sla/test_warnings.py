@@ -231,7 +231,9 @@ def test_each_level_mails_its_recipients_once_and_those_without_an_address_only_
     assert counts(ticket, agent, senior, supervisor) == [2, 2, 2]
 
 
-@pytest.mark.django_db(transaction=True)  # real commits: the callback runs inside sweep()
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # real commits: the callback runs inside sweep()
 def test_a_broker_failure_after_commit_does_not_fail_the_sweep(clock_at, ticket, agent, caplog):
     agent.email = "xiaoli@example.cn"
     agent.save()

@@ -181,7 +181,7 @@ def _assign_new_ticket(group, team):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestConcurrentPicking:
     def test_the_last_free_slot_is_taken_once(
         self, reference_data, team_a, agent, on_duty, slow_counting
