@@ -58,6 +58,8 @@ class Result:
 
     @property
     def met(self) -> str:
+        if self.status != 200:
+            return "**no** (not a page)"  # a redirect or an error is fast and proves nothing
         checks = []
         if self.case.goal_ms is not None:
             checks.append(self.p95 <= self.case.goal_ms)
