@@ -233,7 +233,19 @@ def _header(name: str, description: str) -> OpenApiParameter:
     )
 
 
-class IntakeApi(APIView):
+SIGNED_HEADERS = [
+    _header(KEY_HEADER, "The channel's key (printed by `manage.py channel_create`)."),
+    _header(TIMESTAMP_HEADER, "Unix time in seconds when the request was signed."),
+    _header(
+        SIGNATURE_HEADER,
+        'Hex HMAC-SHA256 of `timestamp + "." + raw body`, keyed with the secret.',
+    ),
+]
+
+
+class SignedChannelApi(APIView):
+    """An endpoint a channel calls: HMAC-signed JSON, size-capped and rate-limited per key."""
+
     authentication_classes = [ChannelSignatureAuthentication]
     permission_classes = [IsSignedChannel]
     throttle_classes = [ChannelRateThrottle]
@@ -248,6 +260,8 @@ class IntakeApi(APIView):
         _check_size(length)
         super().initial(request, *args, **kwargs)
 
+
+class IntakeApi(SignedChannelApi):
     @extend_schema(
         tags=["intake"],
         summary="Submit a contact from a channel",
@@ -265,14 +279,7 @@ class IntakeApi(APIView):
             "(64 KB by default), 429 when the channel sends too fast, 503 while the database "
             "is unreachable (retry with the same `external_id`)."
         ),
-        parameters=[
-            _header(KEY_HEADER, "The channel's key (printed by `manage.py channel_create`)."),
-            _header(TIMESTAMP_HEADER, "Unix time in seconds when the request was signed."),
-            _header(
-                SIGNATURE_HEADER,
-                'Hex HMAC-SHA256 of `timestamp + "." + raw body`, keyed with the secret.',
-            ),
-        ],
+        parameters=SIGNED_HEADERS,
         request=IntakeInput,
         responses={
             201: OpenApiResponse(IntakeOutput, description="A new ticket was opened."),
@@ -351,20 +358,7 @@ class ReceiptOutput(serializers.Serializer):
     delivered_at = serializers.DateTimeField(allow_null=True)
 
 
-class ReceiptApi(APIView):
-    authentication_classes = [ChannelSignatureAuthentication]
-    permission_classes = [IsSignedChannel]
-    throttle_classes = [ChannelRateThrottle]
-    parser_classes = [JSONParser]
-
-    def initial(self, request, *args, **kwargs):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        _check_size(length)
-        super().initial(request, *args, **kwargs)
-
+class ReceiptApi(SignedChannelApi):
     @extend_schema(
         tags=["intake"],
         summary="Report the delivery of an outbound message",
@@ -377,14 +371,7 @@ class ReceiptApi(APIView):
             "Errors: 400 bad fields, 401 unknown key or bad signature, 404 this channel was "
             "sent no such message, 409 contradicting an earlier delivered receipt."
         ),
-        parameters=[
-            _header(KEY_HEADER, "The channel's key."),
-            _header(TIMESTAMP_HEADER, "Unix time in seconds when the request was signed."),
-            _header(
-                SIGNATURE_HEADER,
-                'Hex HMAC-SHA256 of `timestamp + "." + raw body`, keyed with the secret.',
-            ),
-        ],
+        parameters=SIGNED_HEADERS,
         request=ReceiptInput,
         responses={
             200: ReceiptOutput,
