@@ -12,6 +12,7 @@ urlpatterns = [
     path("tickets/<str:number>/", views.ticket_detail, name="ticket"),
     path("tickets/<str:number>/actions/<str:name>/", views.ticket_action, name="ticket-action"),
     path("tickets/<str:number>/reply/", views.ticket_reply, name="ticket-reply"),
+    path("tickets/<str:number>/timeline/", views.ticket_timeline, name="ticket-timeline"),
     path("tickets/<str:number>/attachments/", views.ticket_attachment, name="ticket-attachment"),
     path(
         "tickets/<str:number>/attachments/<int:pk>/",

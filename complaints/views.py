@@ -4,7 +4,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +28,15 @@ from .forms import (
     TaskReassignForm,
     TaskTextForm,
 )
-from .models import Attachment, CallbackOutcome, Customer, EventKind, FollowUpCall, Status
+from .models import (
+    Attachment,
+    CallbackOutcome,
+    Customer,
+    EventKind,
+    FollowUpCall,
+    Status,
+    TimelineEvent,
+)
 
 QUEUE_PAGE_SIZE = 25
 
@@ -81,8 +90,14 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         escalate = TRANSITION_FORMS["escalate"](ticket=ticket, actor=request.user)
     else:
         escalate = bound.get("escalate")
-    events = list(ticket.events.select_related("actor").order_by("-created_at", "-id"))
-    has_attachments = any(e.kind == EventKind.ATTACHMENT for e in events)
+    # The newest events; older ones load on demand (a long-running ticket has hundreds).
+    events = list(
+        ticket.events.select_related("actor").order_by("-created_at", "-id")[: TIMELINE_PAGE + 1]
+    )
+    earlier = len(events) > TIMELINE_PAGE
+    events = events[:TIMELINE_PAGE]
+    # Every file lands on the timeline: with the whole timeline here, no event means no file.
+    has_attachments = earlier or any(e.kind == EventKind.ATTACHMENT for e in events)
     delivery = delivery_context(request.user, ticket, events)  # outbox: delivery states
     compensation = _compensation_context(request, ticket, bound, cap)
     return {
@@ -92,9 +107,9 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "open_action": next(iter(bound), None),
         "error": error,
         "events": events,
+        "earlier_events": events[-1] if earlier else None,
         # One contact is the complaint itself (shown from the ticket): no query for it.
         "contacts": ticket.contacts.select_related("channel") if ticket.contact_count > 1 else None,
-        # Every file lands on the timeline, so without such an event there is none to load.
         "attachments": ticket.attachments.all() if has_attachments else [],
         "customer360": selectors.customer_360(
             ticket.customer, compensation_total=compensation["customer_total"]
@@ -117,6 +132,38 @@ def _ticket_to_work(user, number):
     if not can_write:
         raise PermissionDenied(_("Department staff work their tasks from the task board."))
     return ticket
+
+
+TIMELINE_PAGE = 50
+
+
+@login_required
+def ticket_timeline(request, number):
+    """The next page of older timeline events (htmx: "Show earlier events")."""
+    ticket, can_write = selectors.ticket_for_user(request.user, number)
+    if not can_write:
+        raise PermissionDenied(_("Department staff work their tasks from the task board."))
+    try:
+        before = TimelineEvent.objects.get(ticket=ticket, pk=int(request.GET.get("before", "")))
+    except (ValueError, TimelineEvent.DoesNotExist):
+        return HttpResponseBadRequest(_("Name the event to continue before."))
+    older = (
+        ticket.events.select_related("actor")
+        .filter(
+            Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, pk__lt=before.pk)
+        )
+        .order_by("-created_at", "-id")
+    )
+    events = list(older[: TIMELINE_PAGE + 1])
+    earlier = len(events) > TIMELINE_PAGE
+    events = events[:TIMELINE_PAGE]
+    context = {
+        "ticket": ticket,
+        "events": events,
+        "earlier_events": events[-1] if earlier else None,
+        **delivery_context(request.user, ticket, events),
+    }
+    return render(request, "complaints/partials/timeline_items.html", context)
 
 
 @login_required

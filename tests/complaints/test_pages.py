@@ -1,11 +1,13 @@
 """The agent workspace as a browser-less client sees it: content, refusals, query bounds."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from complaints import services
 from complaints.models import Role, Status
 from tests.conftest import drive
 from tests.factories import CustomerFactory, leaf_category, make_staff, make_ticket
@@ -261,3 +263,42 @@ class TestPublicStatus:
             reverse("public-status"), {"number": ticket.number, "phone_last4": "9999"}
         ).content.decode()
         assert 'data-testid="public-result"' not in body and ticket.customer.name not in body
+
+
+class TestLongTimeline:
+    def test_shows_the_newest_events_and_loads_earlier_ones_on_demand(
+        self, login, agent, ticket, django_assert_max_num_queries
+    ):
+        from complaints.views import TIMELINE_PAGE
+
+        drive(ticket, agent, "in_progress")
+        for i in range(120):
+            services.ticket_reply(
+                ticket=ticket.number, actor=agent, body=f"进展{i:03d}", internal=True
+            )
+        client = login(agent)
+        # 12 + the evidence list, which a paged timeline cannot rule out by itself.
+        with django_assert_max_num_queries(13):
+            page = client.get(reverse("workspace:ticket", args=[ticket.number])).content.decode()
+        assert page.count('class="ev ev-') == TIMELINE_PAGE
+        assert "进展119" in page and "进展069" not in page
+        button = re.search(r'hx-get="([^"]+/timeline/\?before=\d+)"', page).group(1)
+
+        with django_assert_max_num_queries(8):
+            more = client.get(button.replace("&amp;", "&")).content.decode()
+        assert more.count('class="ev ev-') == TIMELINE_PAGE
+        assert "进展069" in more and "进展020" in more and "进展019" not in more
+        last = re.search(r'hx-get="([^"]+/timeline/\?before=\d+)"', more).group(1)
+        rest = client.get(last).content.decode()
+        # 120 notes + created, classified, assigned, first response, started = 125 events.
+        assert rest.count('class="ev ev-') == 125 - 2 * TIMELINE_PAGE
+        assert "进展000" in rest and "timeline-earlier" not in rest
+
+    def test_a_bad_or_foreign_cursor_is_refused(self, login, agent, ticket, other_agent):
+        client = login(agent)
+        url = reverse("workspace:ticket-timeline", args=[ticket.number])
+        assert client.get(url).status_code == 400
+        assert client.get(url, {"before": "x"}).status_code == 400
+        other = make_ticket(team=ticket.team)
+        foreign = other.events.first().pk
+        assert client.get(url, {"before": foreign}).status_code == 400

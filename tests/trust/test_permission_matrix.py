@@ -155,6 +155,12 @@ MATRIX = {
         None,
         staff(200, anonymous=302, log_own=404, log_other=404),
     ),
+    "workspace:ticket-timeline": (
+        "get",
+        lambda w, p: f"/tickets/{ticket_of(w, p).number}/timeline/?before={w.message.event_id}",
+        None,
+        staff(200, anonymous=302, log_own=403, log_other=404),
+    ),
     "workspace:ticket-message": (
         "get",
         lambda w, p: f"/tickets/{ticket_of(w, p).number}/messages/{w.message.pk}/",
