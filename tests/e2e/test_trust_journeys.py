@@ -109,7 +109,7 @@ def answer_survey(browser, browser_context_args, live_server, ticket, overall: i
 
 
 def test_customer_complains_checks_status_and_answers_the_survey(
-    browser, browser_context_args, live_server, page, supervisor, reference_data
+    browser, browser_context_args, live_server, page, supervisor, reference_data, open_as
 ):
     ticket = complain(
         page, live_server, name="李女士", phone="13912345678", body="网上买的冰箱送来时门是坏的。"
@@ -137,6 +137,18 @@ def test_customer_complains_checks_status_and_answers_the_survey(
     ticket.refresh_from_db()
     assert ticket.status == Status.RESOLVED and ticket.escalation_level == 0
     assert ticket.surveys.get().overall == 9
+
+    # The answer is the follow-up: staff record it without a call note, then close.
+    staff = open_as(supervisor)
+    staff.goto(f"{live_server.url}/tickets/{ticket.number}/")
+    staff.locator('details[data-action="follow_up"] summary').click()
+    staff.locator('details[data-action="follow_up"] form button[type=submit]').click()
+    expect(staff.get_by_test_id("ticket-status")).to_have_text("已回访")
+    staff.locator('details[data-action="close"] summary').click()
+    staff.locator('details[data-action="close"] form button[type=submit]').click()
+    expect(staff.get_by_test_id("ticket-status")).to_have_text("已关闭")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED and "9/10" in ticket.followup_note
 
     # Another complaint scored 4: reopened and escalated to the team lead.
     other = complain(
