@@ -150,17 +150,23 @@ def message_queue(*, ticket: Ticket, kind: str, body: str, event=None) -> Outbou
         message.save()
         _dead_lettered(message)
         return message
-    if route.adapter == Adapter.CALLBACK:
-        # An agent delivers it by phone: the message waits for the call's record.
+    _start_delivery(message)
+    return message
+
+
+def _start_delivery(message: OutboundMessage) -> None:
+    """Save a queued message and set its delivery going: a worker after commit, or, on a
+    phone channel, a call-back for the agent (the message waits for the call's record)."""
+    if message.adapter == Adapter.CALLBACK:
         message.next_attempt_at = None
         message.save()
+        ticket = message.ticket
         FollowUpCall.objects.create(
-            ticket=ticket, day=0, due_at=now, assignee=ticket.assignee, message=message
+            ticket=ticket, day=0, due_at=timezone.now(), assignee=ticket.assignee, message=message
         )
-        return message
+        return
     message.save()
     transaction.on_commit(lambda: enqueue_delivery(message.pk))
-    return message
 
 
 def _script(ticket: Ticket, kind: str) -> str | None:
@@ -169,6 +175,16 @@ def _script(ticket: Ticket, kind: str) -> str | None:
     template = sop_template_for(ticket.category)
     script = template.scripts.filter(kind=kind).first() if template else None
     return script.body if script else None
+
+
+def _with_survey_link(script: str, ticket: Ticket, survey_link: str) -> str:
+    """The script filled in; the link appended when the script has no {survey_url}."""
+    from kb.services import render_script
+
+    text = render_script(script, ticket, survey_url=survey_link)
+    if "{survey_url}" not in script:
+        text += "\n" + _("Rate us: %(url)s") % {"url": survey_link}
+    return text
 
 
 def resolution_messages(*, ticket: Ticket, event, survey_link: str) -> None:
@@ -188,9 +204,7 @@ def resolution_messages(*, ticket: Ticket, event, survey_link: str) -> None:
             "Please rate us here: {survey_url}"
         )
         solution_text = render_script(solution, ticket) + "\n" + ticket.solution
-        survey_text = render_script(follow_up, ticket, survey_url=survey_link)
-        if "{survey_url}" not in follow_up:
-            survey_text += "\n" + _("Rate us: %(url)s") % {"url": survey_link}
+        survey_text = _with_survey_link(follow_up, ticket, survey_link)
     message_queue(ticket=ticket, kind=MessageKind.SOLUTION, body=solution_text, event=event)
     message_queue(ticket=ticket, kind=MessageKind.SURVEY, body=survey_text, event=event)
 
@@ -198,16 +212,13 @@ def resolution_messages(*, ticket: Ticket, event, survey_link: str) -> None:
 def survey_reminder_message(*, ticket: Ticket, event, survey_link: str) -> OutboundMessage:
     """The follow-up reminder: the survey link once more, worded by the follow-up script."""
     from kb.models import ScriptKind
-    from kb.services import render_script
 
     with translation.override(settings.LANGUAGE_CODE):
         script = _script(ticket, ScriptKind.FOLLOW_UP) or _(
             "Dear {customer_name}, a reminder: how did we do on complaint {ticket_number}? "
             "Your rating helps us improve: {survey_url}"
         )
-        text = render_script(script, ticket, survey_url=survey_link)
-        if "{survey_url}" not in script:
-            text += "\n" + _("Rate us: %(url)s") % {"url": survey_link}
+        text = _with_survey_link(script, ticket, survey_link)
     return message_queue(ticket=ticket, kind=MessageKind.FOLLOW_UP, body=text, event=event)
 
 
@@ -392,19 +403,7 @@ def message_retry(*, message: OutboundMessage | int, actor) -> OutboundMessage:
         message.attempts = 0
         message.next_attempt_at = timezone.now()
         message.claimed_until = None
-        message.save()
-        if message.adapter == Adapter.CALLBACK:
-            message.next_attempt_at = None
-            message.save(update_fields=["next_attempt_at"])
-            FollowUpCall.objects.create(
-                ticket=message.ticket,
-                day=0,
-                due_at=timezone.now(),
-                assignee=message.ticket.assignee,
-                message=message,
-            )
-        else:
-            transaction.on_commit(lambda: enqueue_delivery(message.pk))
+        _start_delivery(message)
     return message
 
 
