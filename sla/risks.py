@@ -26,6 +26,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from complaints.refcache import ReferenceCache
+
 from .models import RiskAlert, RiskKind, RiskSettings, Severity
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,15 @@ SEVERITY = {
 }
 # How far back the periodic scan looks for new tasks and assignments.
 SCAN_LOOKBACK = dt.timedelta(days=2)
+
+
+# Read on every new ticket and contact; an admin saving the settings invalidates it (sla.apps).
+settings_cache = ReferenceCache("risk-settings", RiskSettings.load)
+
+
+def current_settings() -> RiskSettings:
+    """The risk settings (read-only; no query while the cached copy is fresh)."""
+    return settings_cache.get()
 
 
 def _alert(ticket_id: int, customer_id: int, kind: str, message: str) -> RiskAlert:
@@ -74,11 +85,14 @@ def media_words_in(text: str, settings: RiskSettings) -> list[str]:
 # --- event hooks -------------------------------------------------------------------------
 
 
-def on_ticket_created(ticket, settings: RiskSettings | None = None) -> None:
-    """VIP customer, media words in the complaint, a customer back within 24 h."""
+def on_ticket_created(
+    ticket, settings: RiskSettings | None = None, *, new_customer: bool = False
+) -> None:
+    """VIP customer, media words in the complaint, a customer back within 24 h
+    (`new_customer`: created just now, so no earlier contact to look for)."""
     from complaints.models import Contact
 
-    settings = settings or RiskSettings.load()
+    settings = settings or current_settings()
     alerts = []
     customer = ticket.customer
     if customer.vip_level >= settings.vip_min_level:
@@ -103,7 +117,8 @@ def on_ticket_created(ticket, settings: RiskSettings | None = None) -> None:
         )
     since = ticket.created_at - dt.timedelta(hours=settings.repeat_contact_hours)
     earlier = (
-        Contact.objects.filter(ticket__customer_id=customer.pk, occurred_at__gte=since)
+        not new_customer
+        and Contact.objects.filter(ticket__customer_id=customer.pk, occurred_at__gte=since)
         .exclude(ticket_id=ticket.pk)
         .exists()
     )
@@ -124,7 +139,7 @@ def _repeat_contact(ticket, settings: RiskSettings) -> RiskAlert:
 
 def on_contact(ticket, contact, settings: RiskSettings | None = None) -> None:
     """A further contact on an existing ticket (for the intake): words and repeat contact."""
-    settings = settings or RiskSettings.load()
+    settings = settings or current_settings()
     alerts = []
     words = media_words_in(contact.body, settings)
     if words:
@@ -153,7 +168,7 @@ def on_ticket_classified(ticket, settings: RiskSettings | None = None) -> None:
 
     if ticket.category_id is None:
         return
-    settings = settings or RiskSettings.load()
+    settings = settings or current_settings()
     now = timezone.now()
     alerts = []
     since = now - dt.timedelta(days=settings.repeat_complaint_days)
@@ -233,7 +248,7 @@ def on_breach(ticket, stage: str) -> None:
 
 def on_satisfaction(ticket, score: int, settings: RiskSettings | None = None) -> bool:
     """For the survey (another issue): a score under the threshold raises an alert."""
-    settings = settings or RiskSettings.load()
+    settings = settings or current_settings()
     if score is None or score >= settings.satisfaction_below:
         return False
     raise_alert(
@@ -261,7 +276,7 @@ def scan(now: dt.datetime | None = None, settings: RiskSettings | None = None) -
     )
 
     now = now or timezone.now()
-    settings = settings or RiskSettings.load()
+    settings = settings or current_settings()
     since = now - SCAN_LOOKBACK
     alerts = []
 

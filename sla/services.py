@@ -32,6 +32,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from complaints.refcache import ReferenceCache
+
 from . import risks
 from .calendars import ALWAYS, BusinessCalendar, add_business_time, business_time_between
 from .models import STAGE_ORDER, Clock, SlaPolicy, SlaPolicyVersion, Stage, WarningLevel
@@ -133,17 +135,26 @@ def _specificity(policy: SlaPolicy, ticket) -> int | None:
     return score
 
 
-def policy_for_ticket(ticket) -> SlaPolicyVersion | None:
-    """The current version of the most specific active policy for the ticket (one query)."""
-    candidates = (
-        SlaPolicy.objects.filter(
-            is_active=True, priority=ticket.priority, current_version__isnull=False
-        )
+def _active_policies() -> list[SlaPolicy]:
+    return list(
+        SlaPolicy.objects.filter(is_active=True, current_version__isnull=False)
         .select_related("current_version")
         .order_by("id")
     )
+
+
+# Every new ticket and every classification picks a policy: keep the few active ones
+# per process until an admin saves a policy or a version (sla.apps).
+policies_cache = ReferenceCache("sla-policies", _active_policies)
+
+
+def policy_for_ticket(ticket) -> SlaPolicyVersion | None:
+    """The current version of the most specific active policy for the ticket (no query
+    while the cached policies are fresh)."""
     best, best_score = None, -1
-    for policy in candidates:
+    for policy in policies_cache.get():
+        if policy.priority != ticket.priority:
+            continue
         score = _specificity(policy, ticket)
         if score is not None and score > best_score:
             best, best_score = policy, score
@@ -251,10 +262,10 @@ def ticket_plan_clocks(ticket) -> None:
     _copy_deadlines(ticket, clocks)
 
 
-def on_ticket_created(ticket) -> None:
+def on_ticket_created(ticket, *, new_customer: bool = False) -> None:
     """After a new ticket's first save: its clocks, and the signals of its receipt."""
     ticket_start_clocks(ticket)
-    risks.on_ticket_created(ticket)
+    risks.on_ticket_created(ticket, new_customer=new_customer)
 
 
 def on_ticket_classified(ticket) -> None:

@@ -2,8 +2,8 @@
 
 Rules and words are loaded in a few queries whatever their number (`load_rules`: three;
 `load_terms`: two) and matched in memory. Intake does not even pay those: each process
-keeps the compiled rules and words (`cached_rules_and_terms`) until a shared generation
-key in the cache changes — saving a rule, skill group, urgency word, category or the SLA
+keeps the compiled rules and words (`cached_rules_and_terms`, a `ReferenceCache`) until a
+shared generation key in the cache changes — saving a rule, skill group, urgency word, category or the SLA
 risk settings bumps it after commit (triage.signals) — or for a minute at most. Keywords are matched on the same jieba words the ticket search indexes
 (`kb.search.index_tokens`, stored on the ticket as `search_tokens`), so "书" does not
 fire on "说明书" and traditional characters match their simplified keyword.
@@ -11,19 +11,15 @@ fire on "说明书" and traditional characters match their simplified keyword.
 
 import datetime as dt
 import re
-import threading
-import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from channels.models import Channel
 from complaints.models import Category, Level
+from complaints.refcache import ReferenceCache
 from kb.search import index_tokens, normalize, query_words
 
 from .models import RoutingRule, UrgencyReason, UrgencyTerm, group_matches
@@ -245,42 +241,20 @@ def detect_urgency(terms: list[Term], text: str) -> Urgency | None:
 
 # --- the per-process cache used by intake ---------------------------------------------------
 
-GENERATION_KEY = "triage:rules-generation"
-# However the generation key behaves (a local-memory cache on several nodes), a process
-# reloads at least this often.
-MAX_AGE_SECONDS = 60
-_cached: dict = {}
-_cache_lock = threading.Lock()
+
+def _load_rules_and_terms() -> tuple[list[CompiledRule], list[Term]]:
+    return load_rules(), load_terms()
 
 
-def _generation() -> str:
-    generation = cache.get(GENERATION_KEY)
-    if generation is None:
-        cache.add(GENERATION_KEY, uuid.uuid4().hex, None)
-        generation = cache.get(GENERATION_KEY) or ""
-    return generation
+# Saving a rule, skill group, urgency word, category or the SLA risk settings
+# invalidates it (triage.signals).
+rules_cache = ReferenceCache("triage-rules", _load_rules_and_terms, max_age=60)
 
 
 def invalidate() -> None:
-    """Make every process reload rules and words once the current transaction commits
-    (bumping earlier would let a reader cache the old rows under the new generation)."""
-
-    def bump():
-        cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
-        _cached.clear()
-
-    _cached.clear()  # this process: at once (its own later reads see the change)
-    transaction.on_commit(bump)
+    rules_cache.invalidate()
 
 
 def cached_rules_and_terms() -> tuple[list[CompiledRule], list[Term]]:
     """The compiled rules and urgency words: no query while they are fresh."""
-    generation = _generation()
-    entry = _cached.get("entry")
-    now = time.monotonic()
-    if entry is not None and entry[0] == generation and now - entry[1] < MAX_AGE_SECONDS:
-        return entry[2], entry[3]
-    with _cache_lock:
-        rules, terms = load_rules(), load_terms()
-        _cached["entry"] = (generation, now, rules, terms)
-    return rules, terms
+    return rules_cache.get()

@@ -336,10 +336,10 @@ class TestRuleCache:
         from django.core.cache import cache
 
         engine.cached_rules_and_terms()
-        before = cache.get(engine.GENERATION_KEY)
+        before = cache.get(engine.rules_cache.generation_key)
         with django_capture_on_commit_callbacks(execute=True):
             rule_factory(name="新规则", keywords="快递")
-        assert cache.get(engine.GENERATION_KEY) != before
+        assert cache.get(engine.rules_cache.generation_key) != before
         assert [c.rule.name for c in engine.cached_rules_and_terms()[0]] == ["新规则"]
 
     def test_entries_expire(self, rule_factory, reference_data, monkeypatch):
@@ -349,7 +349,7 @@ class TestRuleCache:
 
         RoutingRule.objects.bulk_create([RoutingRule(name="批量")])
         assert engine.cached_rules_and_terms()[0] == []
-        monkeypatch.setattr(engine, "MAX_AGE_SECONDS", 0)
+        monkeypatch.setattr(engine.rules_cache, "max_age", 0)
         assert [c.rule.name for c in engine.cached_rules_and_terms()[0]] == ["批量"]
 
 
