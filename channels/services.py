@@ -284,18 +284,29 @@ def _intake(
 ) -> IntakeResult:
     resolution = resolve_customer(keys)
     customer = resolution.customer  # locked: contacts of one customer queue up here
+    new_customer = resolution.created
     # A retry of this very contact may have committed while we waited for the lock.
-    if replay := _replay(channel, external_id):
+    # (A customer created just now has no contacts: a retry racing with us fails on
+    # the unique keys or the unique external id instead, and retries into _replay.)
+    if not new_customer and (replay := _replay(channel, external_id)):
         return replay
     now = timezone.now()
     occurred = occurred_at or now
-    recontact = Contact.objects.filter(
-        ticket__customer=customer,
-        occurred_at__gte=occurred - RECONTACT_WINDOW,
-        occurred_at__lte=occurred + RECONTACT_WINDOW,
-    ).exists()
+    # A new customer has no earlier contact, open ticket or closed ticket to look for.
+    recontact = (
+        not new_customer
+        and Contact.objects.filter(
+            ticket__customer=customer,
+            occurred_at__gte=occurred - RECONTACT_WINDOW,
+            occurred_at__lte=occurred + RECONTACT_WINDOW,
+        ).exists()
+    )
 
-    target = _open_ticket_for(customer, order_no=order_no, category=category, now=now)
+    target = (
+        None
+        if new_customer
+        else _open_ticket_for(customer, order_no=order_no, category=category, now=now)
+    )
     if target is not None:
         ticket = Ticket.objects.select_for_update().get(pk=target.pk)
         contact = Contact.objects.create(
@@ -331,7 +342,11 @@ def _intake(
         risks.on_contact(ticket, contact)  # media words, repeated contact
         created = False
     else:
-        repeat_of = _closed_ticket_repeated(customer, order_no=order_no, category=category, now=now)
+        repeat_of = (
+            None
+            if new_customer
+            else _closed_ticket_repeated(customer, order_no=order_no, category=category, now=now)
+        )
         ticket = ticket_create(
             customer=customer,
             channel=channel,
@@ -341,12 +356,12 @@ def _intake(
             actor=actor,
             external_id=external_id,
             occurred_at=occurred,
+            category=category,
+            repeat_of=repeat_of,
+            recontact_flagged_at=now if recontact else None,
+            new_customer=new_customer,
         )
-        ticket.category = category
-        ticket.repeat_of = repeat_of
-        ticket.recontact_flagged_at = now if recontact else None
-        ticket.save(update_fields=["category", "repeat_of", "recontact_flagged_at"])
-        contact = ticket.contacts.get()
+        contact = ticket.opening_contact
         if repeat_of is not None or recontact or category_hint or extra:
             _record(
                 ticket,

@@ -226,7 +226,17 @@ def ticket_create(
     actor=None,
     external_id: str = "",
     occurred_at: dt.datetime | None = None,
+    category: Category | None = None,
+    repeat_of: Ticket | None = None,
+    recontact_flagged_at: dt.datetime | None = None,
+    new_customer: bool = False,
 ) -> Ticket:
+    """A new received ticket with its first contact (`ticket.opening_contact`) and clocks.
+
+    The intake passes what it found out before (category hint, repeat, re-contact) so
+    the row is written once; `new_customer=True` says the customer has no earlier
+    contact at all (created just now), which spares the risk check a query.
+    """
     subject, body = subject.strip(), body.strip()
     errors = {}
     if not subject:
@@ -246,13 +256,17 @@ def ticket_create(
         body=body,
         order_no=order_no.strip(),
         team=team,
+        category=category,
+        repeat_of=repeat_of,
+        recontact_flagged_at=recontact_flagged_at,
         created_at=now,
         search_tokens=ticket_tokens(subject=subject[:200], body=body),  # kb: text search
     )
     sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
     ticket.save()
-    sla_services.on_ticket_created(ticket)  # SLA hook: stage clocks, risk signals
-    Contact.objects.create(
+    # SLA hook: stage clocks, risk signals
+    sla_services.on_ticket_created(ticket, new_customer=new_customer)
+    ticket.opening_contact = Contact.objects.create(
         ticket=ticket,
         channel=channel,
         external_id=external_id,
