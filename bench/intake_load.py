@@ -101,6 +101,7 @@ def main() -> None:
         if number:
             numbers.setdefault(external_id, set()).add(number)
     split = [e for e, found in numbers.items() if len(found) != 1]
+    acknowledged = sum(n for status, n in statuses.items() if status in (200, 201))
     print(
         json.dumps(
             {
@@ -110,6 +111,8 @@ def main() -> None:
                 "statuses": statuses,
                 "wall_seconds": round(wall, 2),
                 "requests_per_second": round(len(results) / wall, 1),
+                # Only 200/201 count: a redirect (HTTPS) or an error is no intake.
+                "acknowledged_per_second": round(acknowledged / wall, 1),
                 "p50_ms": round(statistics.median(latencies) * 1000, 1),
                 "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
                 "acknowledged_contacts": len(numbers),
@@ -118,6 +121,8 @@ def main() -> None:
             ensure_ascii=False,
         )
     )
+    if acknowledged != len(results) or split:
+        raise SystemExit("not every request was acknowledged exactly once (see statuses)")
 
 
 if __name__ == "__main__":

@@ -7,3 +7,9 @@ class ChannelsConfig(AppConfig):
     name = "channels"
     label = "channels"
     verbose_name = _("Channels")
+
+    def ready(self):
+        from . import selectors
+        from .models import Channel
+
+        selectors.channels_cache.watch(Channel)

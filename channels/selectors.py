@@ -1,8 +1,26 @@
-"""Reads for channels: the delivery state of a ticket's outbound messages."""
+"""Reads for channels: the channel behind a signed request, the delivery state of a
+ticket's outbound messages."""
 
 from django.conf import settings
 
-from .models import MessageKind, MessageState, OutboundMessage
+from complaints.refcache import ReferenceCache
+
+from .models import Channel, MessageKind, MessageState, OutboundMessage
+
+
+def _channels_by_key() -> dict[str, Channel]:
+    return {channel.key: channel for channel in Channel.objects.all()}
+
+
+# Every signed request looks its channel up by key. Saving a channel (deactivation, a
+# rotated secret) reloads every process after commit through the shared cache (Redis
+# in production); without a shared cache other processes notice within max_age.
+channels_cache = ReferenceCache("channels", _channels_by_key, max_age=10)
+
+
+def channel_for_key(key: str) -> Channel | None:
+    """The channel with this API key (read-only; no query while the cache is fresh)."""
+    return channels_cache.get().get(key)
 
 
 def delivery_context(user, ticket, events) -> dict:

@@ -65,7 +65,9 @@ def channel_create(*, code: str, kind: str, name: str = "") -> ChannelCredential
 
 @transaction.atomic
 def channel_rotate_secret(*, channel: Channel | str) -> ChannelCredentials:
-    """Give the channel a new secret; requests signed with the old one fail from now on."""
+    """Give the channel a new secret; requests signed with the old one fail from now on
+    (in other processes once they reload the channels: at once with the shared Redis
+    cache, within 10 s without it)."""
     lookup = {"pk": channel.pk} if isinstance(channel, Channel) else {"code": channel}
     try:
         locked = Channel.objects.select_for_update().get(**lookup)

@@ -214,7 +214,6 @@ TRANSITION_LABELS: dict[str, Callable[[], str]] = {
 # --- creation --------------------------------------------------------------------
 
 
-@transaction.atomic
 def ticket_create(
     *,
     customer: Customer,
@@ -247,40 +246,45 @@ def ticket_create(
         errors["channel"] = [_("This channel is not active.")]
     if errors:
         raise ValidationError(errors)
-    now = timezone.now()
-    ticket = Ticket(
-        number=_next_ticket_number(timezone.localdate(now)),
-        customer=customer,
-        channel=channel,
-        subject=subject[:200],
-        body=body,
-        order_no=order_no.strip(),
-        team=team,
-        category=category,
-        repeat_of=repeat_of,
-        recontact_flagged_at=recontact_flagged_at,
-        created_at=now,
-        search_tokens=ticket_tokens(subject=subject[:200], body=body),  # kb: text search
-    )
-    sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
-    ticket.save()
-    # SLA hook: stage clocks, risk signals
-    sla_services.on_ticket_created(ticket, new_customer=new_customer)
-    ticket.opening_contact = Contact.objects.create(
-        ticket=ticket,
-        channel=channel,
-        external_id=external_id,
-        body=body,
-        occurred_at=occurred_at or now,
-    )
-    _record(
-        ticket,
-        actor,
-        EventKind.CREATED,
-        subject,
-        after={"status": ticket.status, "channel": channel.code, "number": ticket.number},
-    )
-    return ticket
+    # Inside a caller's transaction (the intake's) no savepoint of its own: any error
+    # here rolls the caller's block back anyway.
+    with transaction.atomic(savepoint=False):
+        now = timezone.now()
+        ticket = Ticket(
+            customer=customer,
+            channel=channel,
+            subject=subject[:200],
+            body=body,
+            order_no=order_no.strip(),
+            team=team,
+            category=category,
+            repeat_of=repeat_of,
+            recontact_flagged_at=recontact_flagged_at,
+            created_at=now,
+            search_tokens=ticket_tokens(subject=subject[:200], body=body),  # kb: text search
+        )
+        sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
+        # The number last: the day's counter row stays locked until the commit, so
+        # concurrent creations wait on it for as short a time as possible.
+        ticket.number = _next_ticket_number(timezone.localdate(now))
+        ticket.save()
+        # SLA hook: stage clocks, risk signals
+        sla_services.on_ticket_created(ticket, new_customer=new_customer)
+        ticket.opening_contact = Contact.objects.create(
+            ticket=ticket,
+            channel=channel,
+            external_id=external_id,
+            body=body,
+            occurred_at=occurred_at or now,
+        )
+        _record(
+            ticket,
+            actor,
+            EventKind.CREATED,
+            subject,
+            after={"status": ticket.status, "channel": channel.code, "number": ticket.number},
+        )
+        return ticket
 
 
 # --- the closed loop -------------------------------------------------------------
