@@ -45,7 +45,16 @@ class SearchHitOutput(serializers.Serializer):
 
 
 class SearchPageOutput(serializers.Serializer):
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(
+        help_text=gettext_lazy("Number of matches, counted up to 1,000 (see count_capped).")
+    )
+    count_capped = serializers.BooleanField(
+        help_text=gettext_lazy(
+            'True when more than 1,000 match: count is then 1,000 (shown as "1,000+") and '
+            "the ranking considers the first 1,000 matches plus up to 1,000 whose title "
+            "matches."
+        )
+    )
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
     results = SearchHitOutput(many=True)
@@ -103,6 +112,7 @@ class KbSearchApi(StaffApi, APIView):
         return Response(
             {
                 "count": page.total,
+                "count_capped": page.total_capped,
                 "next": replace_query_param(url, "page", page.page + 1) if page.has_next else None,
                 "previous": previous,
                 "results": [_hit_data(hit, data["scope"]) for hit in page.hits],

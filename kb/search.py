@@ -12,6 +12,12 @@ PostgreSQL: a stored `simple`-config tsvector filled by a trigger from the token
 columns, GIN-indexed, ranked with ts_rank (title A > tags B > body C). SQLite: the
 same words matched against the token columns (`LIKE '% word %'`) and scored in Python.
 Both back ends return the same `SearchPage`, with snippets highlighted by `highlight`.
+
+Common words cost a bounded amount of work, like a helpdesk search: at most
+`COUNT_CAP` matches are counted (more show as "1,000+"), and when more match, the
+ranked pool is those first matches plus the articles whose title holds the words
+(`TITLE_CANDIDATES`, through a title-only index), instead of every match. Queries with
+up to `COUNT_CAP` matches are ranked and counted exactly as before.
 """
 
 import logging
@@ -25,14 +31,19 @@ from typing import Any
 
 import jieba
 import opencc
-from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connection
-from django.db.models import F, Q, Value
+from django.db.models import F, Func, Q, Value
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 MAX_QUERY_LENGTH = 200
 MAX_QUERY_WORDS = 12
+# Matches beyond this are not counted: the total shows as "1,000+" (`total_capped`).
+COUNT_CAP = 1000
+# When more than COUNT_CAP rows match, the ranked pool is the first COUNT_CAP + 1 matches
+# plus up to this many rows whose title alone matches (title hits rank first anyway).
+TITLE_CANDIDATES = 1000
 # The SQLite fallback scores at most this many matching rows (the newest).
 FALLBACK_CANDIDATES = 2000
 
@@ -199,16 +210,28 @@ def parse_query(text: str, *, synonyms: dict[str, list[str]] | None = None) -> P
 
 @dataclass(frozen=True)
 class SearchIndex:
-    """How one model is searched: token columns with their weights, raw text columns."""
+    """How one model is searched: token columns with their weights, raw text columns.
+
+    `title_field`, if set, is a token column with its own GIN index on PostgreSQL
+    (`to_tsvector('simple', <column>)`, see kb/migrations/0004): the cheap first pass
+    that keeps title hits in the ranked pool when a query matches too many rows.
+    """
 
     token_fields: tuple[tuple[str, float], ...]
     text_fields: tuple[str, ...]
     vector_field: str = "search_vector"
+    title_field: str | None = None
+
+    @property
+    def search_columns(self) -> tuple[str, ...]:
+        """Columns only search reads: not loaded with the page's rows."""
+        return (self.vector_field, *(name for name, _weight in self.token_fields))
 
 
 ARTICLE_INDEX = SearchIndex(
     token_fields=(("title_tokens", 1.0), ("tags_tokens", 0.4), ("body_tokens", 0.2)),
     text_fields=("title", "tags", "body"),
+    title_field="title_tokens",
 )
 TICKET_INDEX = SearchIndex(token_fields=(("search_tokens", 1.0),), text_fields=("subject", "body"))
 
@@ -223,10 +246,11 @@ class Hit:
 @dataclass
 class SearchPage:
     hits: list[Hit]
-    total: int
+    total: int  # at most COUNT_CAP
     page: int
     per_page: int
     query: ParsedQuery
+    total_capped: bool = False  # more than `total` match; they were not counted
 
     @property
     def num_pages(self) -> int:
@@ -241,10 +265,13 @@ def _phrase_filter(index: SearchIndex, phrases: list[str]) -> Q:
     condition = Q()
     for phrase in phrases:
         variants = {phrase, to_traditional(phrase)}
+        # Chinese and digits have no case: a plain LIKE compares bytes, while a
+        # case-insensitive one upper-cases every body it reads (3x slower on PostgreSQL).
+        lookup = "icontains" if phrase.upper() != phrase.lower() else "contains"
         any_field = Q()
         for name in index.text_fields:
-            for variant in variants:
-                any_field |= Q(**{f"{name}__icontains": variant})
+            for variant in sorted(variants):
+                any_field |= Q(**{f"{name}__{lookup}": variant})
         condition &= any_field
     return condition
 
@@ -263,24 +290,68 @@ def _pg_query(groups: list[list[str]], *, match_all: bool):
     return combined
 
 
+class _TitleVector(Func):
+    """`to_tsvector('simple', <title tokens>)`: the expression of the title-only GIN index."""
+
+    function = "to_tsvector"
+    template = "%(function)s('pg_catalog.simple'::regconfig, %(expressions)s)"
+    output_field = SearchVectorField()
+
+
 def _search_postgres(queryset, index, parsed, *, match_all, offset, limit):
+    """One statement: the capped count and one ranked page over a bounded pool.
+
+    `matched`: the first COUNT_CAP + 1 matches in table order, each ranked (ts_rank
+    reads the row's vector, the costly part, so it is bounded). If there are more, the
+    pool adds up to TITLE_CANDIDATES rows whose title matches (a title match implies a
+    match), found through the small title index; otherwise that pass does not run and
+    the page is the exact top of every match.
+    """
     query = _pg_query(parsed.groups, match_all=match_all)
-    qs = queryset.filter(**{index.vector_field: query}).filter(
-        _phrase_filter(index, parsed.phrases)
-    )
-    total = qs.count() if limit else 0
     # Normalization 1 divides by 1 + log(length), so long bodies do not win by size.
-    # Rank and sort narrow rows (id, score) without the joins of `queryset`, then
-    # fetch the page's full rows: sorting every match with its body is what costs.
-    ranked = (
-        qs.select_related(None)
-        .annotate(score=SearchRank(F(index.vector_field), query, normalization=Value(1)))
-        .order_by("-score", "-pk")
-        .values_list("pk", "score")
+    rank = SearchRank(F(index.vector_field), query, normalization=Value(1))
+    base = queryset.select_related(None).order_by().filter(_phrase_filter(index, parsed.phrases))
+    matched = (
+        base.filter(**{index.vector_field: query})
+        .annotate(search_score=rank)
+        .values_list("pk", "search_score")[: COUNT_CAP + 1]
     )
-    page = list(ranked[offset : offset + limit]) if limit else []
-    objects = queryset.in_bulk([pk for pk, _score in page])
-    return [(objects[pk], float(score)) for pk, score in page if pk in objects], total
+    matched_sql, params = matched.query.sql_with_params()
+    pool = "SELECT pk, score FROM matched"
+    titled_cte = ""
+    if index.title_field:
+        titled = (
+            base.alias(search_title=_TitleVector(index.title_field))
+            .filter(search_title=query)
+            .annotate(search_score=rank)
+            .values_list("pk", "search_score")[:TITLE_CANDIDATES]
+        )
+        titled_sql, titled_params = titled.query.sql_with_params()
+        # The one-time filter skips the title pass unless the count reached the cap.
+        # (S608: the SQL pieces are compiled by the ORM; every value is a parameter.)
+        titled_cte = (
+            f", titled (pk, score) AS (SELECT * FROM ({titled_sql}) AS t "  # noqa: S608
+            "WHERE (SELECT count(*) FROM matched) > %s)"
+        )
+        params = (*params, *titled_params, COUNT_CAP)
+        pool += " UNION SELECT pk, score FROM titled"
+    sql = (
+        f"WITH matched (pk, score) AS MATERIALIZED ({matched_sql}){titled_cte} "  # noqa: S608
+        f"SELECT pk, score, (SELECT count(*) FROM matched) FROM ({pool}) AS pool "
+        "ORDER BY score DESC, pk DESC LIMIT %s OFFSET %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, limit, offset))
+        page = cursor.fetchall()
+    if page:
+        total = page[0][2]
+    elif offset or not limit:  # past the last page: count without ranking
+        total = matched.count()
+    else:
+        total = 0
+    objects = queryset.defer(*index.search_columns).in_bulk([pk for pk, _score, _n in page])
+    rows = [(objects[pk], float(score)) for pk, score, _n in page if pk in objects]
+    return rows, min(total, COUNT_CAP), total > COUNT_CAP
 
 
 def _fallback_score(row, index, groups) -> float:
@@ -299,26 +370,44 @@ def _fallback_score(row, index, groups) -> float:
     return score
 
 
-def _search_fallback(queryset, index, parsed, *, match_all, offset, limit):
+def _token_condition(groups, names, *, match_all) -> Q:
     condition = Q()
-    for group in parsed.groups:
+    for group in groups:
         either = Q()
         for word in group:
-            for name, _weight in index.token_fields:
+            for name in names:
                 either |= Q(**{f"{name}__contains": f" {word} "})
         condition = (condition & either) if match_all else (condition | either)
-    qs = queryset.filter(condition).filter(_phrase_filter(index, parsed.phrases))
+    return condition
+
+
+def _search_fallback(queryset, index, parsed, *, match_all, offset, limit):
     names = [name for name, _weight in index.token_fields]
-    candidates = list(
-        qs.select_related(None).order_by("-pk").only("pk", *names)[:FALLBACK_CANDIDATES]
+    qs = (
+        queryset.select_related(None)
+        .filter(_phrase_filter(index, parsed.phrases))
+        .order_by("-pk")
+        .only("pk", *names)
     )
+    matched = list(
+        qs.filter(_token_condition(parsed.groups, names, match_all=match_all))[:FALLBACK_CANDIDATES]
+    )
+    candidates = matched
+    if len(matched) == FALLBACK_CANDIDATES and index.title_field:
+        # Not every match is scored: add the title matches, as on PostgreSQL.
+        title_condition = _token_condition(parsed.groups, [index.title_field], match_all=match_all)
+        seen = {row.pk for row in matched}
+        candidates = matched + [
+            row for row in qs.filter(title_condition)[:TITLE_CANDIDATES] if row.pk not in seen
+        ]
     scored = sorted(
         ((row.pk, _fallback_score(row, index, parsed.groups)) for row in candidates),
         key=lambda item: (-item[1], -item[0]),
     )
     page = scored[offset : offset + limit]
-    objects = queryset.in_bulk([pk for pk, _score in page])
-    return [(objects[pk], score) for pk, score in page if pk in objects], len(scored)
+    objects = queryset.defer(*index.search_columns).in_bulk([pk for pk, _score in page])
+    rows = [(objects[pk], score) for pk, score in page if pk in objects]
+    return rows, min(len(matched), COUNT_CAP), len(matched) > COUNT_CAP
 
 
 def run_search(
@@ -329,10 +418,10 @@ def run_search(
     match_all: bool = True,
     offset: int = 0,
     limit: int = 20,
-) -> tuple[list[tuple[Any, float]], int]:
-    """(rows with scores, total matches) of one page, best first."""
+) -> tuple[list[tuple[Any, float]], int, bool]:
+    """(rows with scores, total matches up to COUNT_CAP, whether more match) of one page."""
     if not parsed.groups:
-        return [], 0
+        return [], 0, False
     if connection.vendor == "postgresql":
         return _search_postgres(
             queryset, index, parsed, match_all=match_all, offset=offset, limit=limit

@@ -18,11 +18,18 @@ def published_articles():
     return Article.objects.filter(status=ArticleStatus.PUBLISHED).select_related("category__parent")
 
 
-def _page(parsed, rows_and_total, page, per_page, snippet_of) -> search.SearchPage:
-    rows, total = rows_and_total
+def _page(parsed, found, page, per_page, snippet_of) -> search.SearchPage:
+    rows, total, total_capped = found
     terms = parsed.highlight_terms
     hits = [search.Hit(obj=row, score=score, snippet=snippet_of(row, terms)) for row, score in rows]
-    return search.SearchPage(hits=hits, total=total, page=page, per_page=per_page, query=parsed)
+    return search.SearchPage(
+        hits=hits,
+        total=total,
+        page=page,
+        per_page=per_page,
+        query=parsed,
+        total_capped=total_capped,
+    )
 
 
 def _article_snippet(article, terms):
@@ -34,7 +41,10 @@ def _ticket_snippet(ticket, terms):
 
 
 def search_articles(query: str, *, page: int = 1, per_page: int = 20) -> search.SearchPage:
-    """Published articles matching every word of the query, best first."""
+    """Published articles matching every word of the query, best first.
+
+    The total is counted up to `search.COUNT_CAP` (`total_capped` says there are more).
+    """
     parsed = search.parse_query(query)
     page = max(1, page)
     found = search.run_search(
@@ -73,7 +83,7 @@ def _more_like(ticket: Ticket) -> search.ParsedQuery:
 def suggested_articles(ticket: Ticket, *, limit: int = 5) -> list[search.Hit]:
     """Published articles sharing the most telling words of the ticket's text."""
     parsed = _more_like(ticket)
-    rows, _total = search.run_search(
+    rows, _total, _capped = search.run_search(
         published_articles(), search.ARTICLE_INDEX, parsed, match_all=False, limit=limit
     )
     terms = parsed.highlight_terms
@@ -93,7 +103,7 @@ def similar_resolved_tickets(ticket: Ticket, *, limit: int = 5) -> list[search.H
         .exclude(solution="")
         .select_related("category__parent")
     )
-    rows, _total = search.run_search(
+    rows, _total, _capped = search.run_search(
         queryset, search.TICKET_INDEX, parsed, match_all=False, limit=limit
     )
     terms = parsed.highlight_terms
