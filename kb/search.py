@@ -15,9 +15,10 @@ Both back ends return the same `SearchPage`, with snippets highlighted by `highl
 
 Common words cost a bounded amount of work, like a helpdesk search: at most
 `COUNT_CAP` matches are counted (more show as "1,000+"), and when more match, the
-ranked pool is those first matches plus the articles whose title holds the words
-(`TITLE_CANDIDATES`, through a title-only index), instead of every match. Queries with
-up to `COUNT_CAP` matches are ranked and counted exactly as before.
+ranked pool is the first `RANK_WINDOW` matches plus the articles whose title holds the
+words (`TITLE_CANDIDATES`, through a title-only index), instead of every match; quoted
+phrases are then checked on those rows only (see `_search_postgres`). Queries with up
+to `COUNT_CAP` matches are ranked and counted exactly as before.
 """
 
 import logging
@@ -31,9 +32,9 @@ from typing import Any
 
 import jieba
 import opencc
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import F, Func, Q, Value
+from django.db.models import BooleanField, ExpressionWrapper, Func, Q, Value
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -41,8 +42,10 @@ MAX_QUERY_LENGTH = 200
 MAX_QUERY_WORDS = 12
 # Matches beyond this are not counted: the total shows as "1,000+" (`total_capped`).
 COUNT_CAP = 1000
-# When more than COUNT_CAP rows match, the ranked pool is the first COUNT_CAP + 1 matches
-# plus up to this many rows whose title alone matches (title hits rank first anyway).
+# When more than COUNT_CAP rows match, the ranked pool is the first RANK_WINDOW matches
+# plus up to TITLE_CANDIDATES rows whose title alone matches (title hits rank first:
+# title weight A against body weight C).
+RANK_WINDOW = 300
 TITLE_CANDIDATES = 1000
 # The SQLite fallback scores at most this many matching rows (the newest).
 FALLBACK_CANDIDATES = 2000
@@ -171,8 +174,7 @@ class ParsedQuery:
         return sorted(terms, key=len, reverse=True)
 
 
-def synonym_map() -> dict[str, list[str]]:
-    """Normalized word → every word of its synonym groups (one small query)."""
+def _load_synonym_map() -> dict[str, list[str]]:
     from .models import SynonymGroup
 
     mapping: dict[str, list[str]] = {}
@@ -182,6 +184,28 @@ def synonym_map() -> dict[str, list[str]]:
             mapping.setdefault(word, [])
             mapping[word].extend(w for w in words if w not in mapping[word])
     return mapping
+
+
+_synonym_cache: list = []  # the ReferenceCache, made on first use (models are loaded then)
+
+
+def synonym_map() -> dict[str, list[str]]:
+    """Normalized word → every word of its synonym groups (read-only).
+
+    Kept per process like the other small reference tables (`complaints.refcache`):
+    saving or deleting a group reloads it in every process, at the latest after 60 s.
+    """
+    if not _synonym_cache:
+        from complaints.refcache import ReferenceCache
+
+        from .models import SynonymGroup
+
+        with _lock:
+            if not _synonym_cache:
+                synonyms = ReferenceCache("kb-synonyms", _load_synonym_map, max_age=60)
+                synonyms.watch(SynonymGroup)
+                _synonym_cache.append(synonyms)
+    return _synonym_cache[0].get()
 
 
 def parse_query(text: str, *, synonyms: dict[str, list[str]] | None = None) -> ParsedQuery:
@@ -244,6 +268,16 @@ class Hit:
 
 
 @dataclass
+class Found:
+    """What `run_search` returns: one page of rows and what is known about the rest."""
+
+    rows: list[tuple[Any, float]]  # (row, score), best first
+    total: int  # matches counted, at most COUNT_CAP
+    capped: bool = False  # more match than `total` (counting stopped)
+    ranked: int | None = None  # size of the ranked pool when smaller than the matches
+
+
+@dataclass
 class SearchPage:
     hits: list[Hit]
     total: int  # at most COUNT_CAP
@@ -251,10 +285,12 @@ class SearchPage:
     per_page: int
     query: ParsedQuery
     total_capped: bool = False  # more than `total` match; they were not counted
+    ranked: int | None = None  # pages go as far as the ranked pool (None: every match)
 
     @property
     def num_pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        reachable = self.total if self.ranked is None else min(self.total, self.ranked)
+        return max(1, -(-reachable // self.per_page))
 
     @property
     def has_next(self) -> bool:
@@ -298,60 +334,97 @@ class _TitleVector(Func):
     output_field = SearchVectorField()
 
 
-def _search_postgres(queryset, index, parsed, *, match_all, offset, limit):
-    """One statement: the capped count and one ranked page over a bounded pool.
-
-    `matched`: the first COUNT_CAP + 1 matches in table order, each ranked (ts_rank
-    reads the row's vector, the costly part, so it is bounded). If there are more, the
-    pool adds up to TITLE_CANDIDATES rows whose title matches (a title match implies a
-    match), found through the small title index; otherwise that pass does not run and
-    the page is the exact top of every match.
-    """
-    query = _pg_query(parsed.groups, match_all=match_all)
-    # Normalization 1 divides by 1 + log(length), so long bodies do not win by size.
-    rank = SearchRank(F(index.vector_field), query, normalization=Value(1))
-    base = queryset.select_related(None).order_by().filter(_phrase_filter(index, parsed.phrases))
-    matched = (
-        base.filter(**{index.vector_field: query})
-        .annotate(search_score=rank)
-        .values_list("pk", "search_score")[: COUNT_CAP + 1]
+def _compile(queryset, expression) -> tuple[str, tuple]:
+    query = queryset.query
+    sql, params = query.get_compiler(connection=connection).compile(
+        expression.resolve_expression(query)
     )
-    matched_sql, params = matched.query.sql_with_params()
-    pool = "SELECT pk, score FROM matched"
-    titled_cte = ""
+    return sql, tuple(params)
+
+
+def _search_postgres(queryset, index, parsed, *, match_all, offset, limit) -> Found:
+    """The capped count and one ranked page over a bounded pool, in one statement.
+
+    `matched` is the first COUNT_CAP + 1 matches in table order. Up to COUNT_CAP, every
+    one is ranked (the exact top, as without a cap). Beyond, ts_rank (which reads each
+    row's vector, the costly part) runs on the first RANK_WINDOW of them plus up to
+    TITLE_CANDIDATES rows whose title matches, found through the small title index (a
+    title match implies a match).
+
+    Quoted phrases are checked on those same rows (the raw-text check reads every body):
+    if the window of word matches is full, the phrase matches found are a lower bound
+    (capped). Only if that leaves the page short does a second statement check the
+    phrase on every word match, so a rare phrase among common words is still found.
+    """
+    found = _pg_statement(queryset, index, parsed, match_all, offset, limit, phrase_window=True)
+    if parsed.phrases and found.capped and len(found.rows) < limit:
+        found = _pg_statement(
+            queryset, index, parsed, match_all, offset, limit, phrase_window=False
+        )
+    return found
+
+
+def _pg_statement(queryset, index, parsed, match_all, offset, limit, *, phrase_window) -> Found:
+    query = _pg_query(parsed.groups, match_all=match_all)
+    base = queryset.select_related(None).order_by()
+    phrase = _phrase_filter(index, parsed.phrases)
+    phrase_column = bool(parsed.phrases) and phrase_window
+    if phrase_column:
+        # Checked as a column on the window's rows, not as a filter that scans on.
+        base = base.annotate(search_ok=ExpressionWrapper(phrase, output_field=BooleanField()))
+    else:
+        base = base.filter(phrase).annotate(search_ok=Value(True))
+    columns = ("pk", index.vector_field, "search_ok")
+    matched = base.filter(**{index.vector_field: query}).values_list(*columns)
+    matched_sql, params = matched[: COUNT_CAP + 1].query.sql_with_params()
+    tsquery_sql, tsquery_params = _compile(base, query)
+    # (S608: every SQL piece is compiled by the ORM; every value is a parameter.)
+    titled_cte, titled_pool = "", ""
     if index.title_field:
         titled = (
             base.alias(search_title=_TitleVector(index.title_field))
             .filter(search_title=query)
-            .annotate(search_score=rank)
-            .values_list("pk", "search_score")[:TITLE_CANDIDATES]
+            .values_list(*columns)[:TITLE_CANDIDATES]
         )
         titled_sql, titled_params = titled.query.sql_with_params()
         # The one-time filter skips the title pass unless the count reached the cap.
-        # (S608: the SQL pieces are compiled by the ORM; every value is a parameter.)
         titled_cte = (
-            f", titled (pk, score) AS (SELECT * FROM ({titled_sql}) AS t "  # noqa: S608
-            "WHERE (SELECT count(*) FROM matched) > %s)"
+            f", titled (pk, v, ok) AS (SELECT * FROM ({titled_sql}) AS t "  # noqa: S608
+            "WHERE (SELECT n FROM counted) > %s)"
         )
         params = (*params, *titled_params, COUNT_CAP)
-        pool += " UNION SELECT pk, score FROM titled"
+        titled_pool = " UNION ALL SELECT pk, v FROM titled WHERE ok"
+    # Matches found: every row of `matched`, or those holding the phrase (a lower bound
+    # when the window is full, so the title pass's count too).
+    hits_sql = "(SELECT n FROM counted)"
+    if phrase_column:
+        found = "matched WHERE ok UNION SELECT pk FROM titled" if titled_cte else "matched"
+        hits_sql = f"(SELECT count(*) FROM (SELECT pk FROM {found} WHERE ok) AS ok)"  # noqa: S608
     sql = (
-        f"WITH matched (pk, score) AS MATERIALIZED ({matched_sql}){titled_cte} "  # noqa: S608
-        f"SELECT pk, score, (SELECT count(*) FROM matched) FROM ({pool}) AS pool "
-        "ORDER BY score DESC, pk DESC LIMIT %s OFFSET %s"
+        f"WITH matched (pk, v, ok) AS MATERIALIZED ({matched_sql}), "  # noqa: S608
+        "counted AS (SELECT count(*) AS n FROM matched)"
+        f"{titled_cte}, "
+        "pool AS (SELECT pk, v FROM (SELECT pk, v FROM matched WHERE ok "
+        "LIMIT CASE WHEN (SELECT n FROM counted) > %s THEN %s END) AS w"
+        f"{titled_pool}), "
+        # Normalization 1 divides by 1 + log(length): long bodies do not win by size.
+        f"ranked AS (SELECT pk, max(ts_rank(v, {tsquery_sql}, 1)) AS score FROM pool GROUP BY pk) "
+        f"SELECT pk, score, (SELECT n FROM counted), {hits_sql}, (SELECT count(*) FROM ranked) "
+        "FROM ranked ORDER BY score DESC, pk DESC LIMIT %s OFFSET %s"
     )
+    params = (*params, COUNT_CAP, RANK_WINDOW, *tsquery_params, limit, offset)
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*params, limit, offset))
+        cursor.execute(sql, params)
         page = cursor.fetchall()
     if page:
-        total = page[0][2]
-    elif offset or not limit:  # past the last page: count without ranking
-        total = matched.count()
-    else:
-        total = 0
-    objects = queryset.defer(*index.search_columns).in_bulk([pk for pk, _score, _n in page])
-    rows = [(objects[pk], float(score)) for pk, score, _n in page if pk in objects]
-    return rows, min(total, COUNT_CAP), total > COUNT_CAP
+        _pk, _score, words, hits, ranked = page[0]
+    else:  # past the last page (or nothing): count without ranking
+        counted = list(matched.values_list("search_ok", flat=True)[: COUNT_CAP + 1])
+        words, hits, ranked = len(counted), sum(counted), None
+    capped = words > COUNT_CAP
+    objects = queryset.defer(*index.search_columns).in_bulk([row[0] for row in page])
+    rows = [(objects[row[0]], float(row[1])) for row in page if row[0] in objects]
+    return Found(rows, min(hits, COUNT_CAP), capped, ranked if capped else None)
 
 
 def _fallback_score(row, index, groups) -> float:
@@ -407,7 +480,8 @@ def _search_fallback(queryset, index, parsed, *, match_all, offset, limit):
     page = scored[offset : offset + limit]
     objects = queryset.defer(*index.search_columns).in_bulk([pk for pk, _score in page])
     rows = [(objects[pk], score) for pk, score in page if pk in objects]
-    return rows, min(len(matched), COUNT_CAP), len(matched) > COUNT_CAP
+    capped = len(matched) > COUNT_CAP
+    return Found(rows, min(len(matched), COUNT_CAP), capped, len(scored) if capped else None)
 
 
 def run_search(
@@ -418,10 +492,10 @@ def run_search(
     match_all: bool = True,
     offset: int = 0,
     limit: int = 20,
-) -> tuple[list[tuple[Any, float]], int, bool]:
-    """(rows with scores, total matches up to COUNT_CAP, whether more match) of one page."""
+) -> Found:
+    """One page of rows with scores, best first, and the (capped) number of matches."""
     if not parsed.groups:
-        return [], 0, False
+        return Found([], 0)
     if connection.vendor == "postgresql":
         return _search_postgres(
             queryset, index, parsed, match_all=match_all, offset=offset, limit=limit

@@ -3,12 +3,21 @@
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from complaints.models import Category, Status, Ticket
 
 from . import search
-from .models import Article, ArticleStatus, ScriptKind, SopStep, SopStepCheck, SopTemplate
+from .models import (
+    Article,
+    ArticleStatus,
+    ReplyScript,
+    ScriptKind,
+    SopStep,
+    SopStepCheck,
+    SopTemplate,
+)
 from .services import render_script
 
 RESOLVED_STATUSES = (Status.RESOLVED, Status.FOLLOWED_UP, Status.CLOSED)
@@ -18,17 +27,20 @@ def published_articles():
     return Article.objects.filter(status=ArticleStatus.PUBLISHED).select_related("category__parent")
 
 
-def _page(parsed, found, page, per_page, snippet_of) -> search.SearchPage:
-    rows, total, total_capped = found
+def _page(parsed, found: search.Found, page, per_page, snippet_of) -> search.SearchPage:
     terms = parsed.highlight_terms
-    hits = [search.Hit(obj=row, score=score, snippet=snippet_of(row, terms)) for row, score in rows]
+    hits = [
+        search.Hit(obj=row, score=score, snippet=snippet_of(row, terms))
+        for row, score in found.rows
+    ]
     return search.SearchPage(
         hits=hits,
-        total=total,
+        total=found.total,
         page=page,
         per_page=per_page,
         query=parsed,
-        total_capped=total_capped,
+        total_capped=found.capped,
+        ranked=found.ranked,
     )
 
 
@@ -83,9 +95,9 @@ def _more_like(ticket: Ticket) -> search.ParsedQuery:
 def suggested_articles(ticket: Ticket, *, limit: int = 5) -> list[search.Hit]:
     """Published articles sharing the most telling words of the ticket's text."""
     parsed = _more_like(ticket)
-    rows, _total, _capped = search.run_search(
+    rows = search.run_search(
         published_articles(), search.ARTICLE_INDEX, parsed, match_all=False, limit=limit
-    )
+    ).rows
     terms = parsed.highlight_terms
     hits = [search.Hit(obj=a, score=s, snippet=_article_snippet(a, terms)) for a, s in rows]
     for hit in hits:
@@ -103,9 +115,9 @@ def similar_resolved_tickets(ticket: Ticket, *, limit: int = 5) -> list[search.H
         .exclude(solution="")
         .select_related("category__parent")
     )
-    rows, _total, _capped = search.run_search(
+    rows = search.run_search(
         queryset, search.TICKET_INDEX, parsed, match_all=False, limit=limit
-    )
+    ).rows
     terms = parsed.highlight_terms
     return [search.Hit(obj=t, score=s, snippet=_ticket_snippet(t, terms)) for t, s in rows]
 
@@ -113,16 +125,23 @@ def similar_resolved_tickets(ticket: Ticket, *, limit: int = 5) -> list[search.H
 # --- SOP ------------------------------------------------------------------------------
 
 
-def sop_template_for(category: Category | None) -> SopTemplate | None:
-    """The active template of the category, else of its parent, else the default one."""
-    templates = SopTemplate.objects.filter(is_active=True)
-    if category is not None:
-        keys = [key for key in (category.pk, category.parent_id) if key]
-        found = {t.category_id: t for t in templates.filter(category_id__in=keys)}
-        for key in keys:
-            if key in found:
-                return found[key]
-    return templates.filter(category__isnull=True).first()
+def sop_template_for(category: Category | None, **annotations) -> SopTemplate | None:
+    """The active template of the category, else of its parent, else the default one.
+
+    One query: the candidates are read together and picked here (the ticket page pays
+    for it on every first response). `annotations` ride along on the candidates.
+    """
+    keys = [key for key in (category.pk, category.parent_id) if key] if category else []
+    candidates = list(
+        SopTemplate.objects.filter(is_active=True)
+        .filter(Q(category_id__in=keys) | Q(category__isnull=True))
+        .annotate(**annotations)
+    )
+    found = {t.category_id: t for t in candidates if t.category_id is not None}
+    for key in keys:
+        if key in found:
+            return found[key]
+    return next((t for t in candidates if t.category_id is None), None)  # in Meta order
 
 
 @dataclass
@@ -179,6 +198,9 @@ def reply_scripts(ticket: Ticket, template: SopTemplate | None) -> list[ScriptOp
 
 def first_response_script(ticket: Ticket, deadline) -> str | None:
     """The first-response script of the ticket's SOP, if an admin wrote one."""
-    template = sop_template_for(ticket.category)
-    script = template.scripts.filter(kind=ScriptKind.FIRST_RESPONSE).first() if template else None
-    return render_script(script.body, ticket, deadline=deadline) if script else None
+    script = ReplyScript.objects.filter(template=OuterRef("pk"), kind=ScriptKind.FIRST_RESPONSE)
+    template = sop_template_for(
+        ticket.category, first_response=Subquery(script.values("body")[:1])
+    )  # one query with its script (a template has at most one of each kind)
+    body = template.first_response if template else None
+    return render_script(body, ticket, deadline=deadline) if body else None

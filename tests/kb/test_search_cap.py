@@ -9,6 +9,7 @@ finds it without the title pass.
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -20,6 +21,7 @@ from tests.factories import make_ticket
 @pytest.fixture
 def small_cap(monkeypatch):
     monkeypatch.setattr(search, "COUNT_CAP", 3)
+    monkeypatch.setattr(search, "RANK_WINDOW", 2)  # PostgreSQL: ranks 2 of the first 4
     monkeypatch.setattr(search, "FALLBACK_CANDIDATES", 4)  # SQLite: COUNT_CAP + 1
 
 
@@ -51,6 +53,13 @@ def test_without_the_cap_the_same_article_ranks_first(common_word):
     page = selectors.search_articles("快递")
     assert page.total == 9 and not page.total_capped
     assert page.hits[0].obj == common_word
+
+
+def test_pages_stop_at_the_ranked_pool(small_cap, common_word):
+    pages = [selectors.search_articles("快递", page=n, per_page=1) for n in (1, 2, 3)]
+    assert [p.num_pages for p in pages] == [3, 3, 3]
+    assert all(len(p.hits) == 1 for p in pages) and not pages[2].has_next
+    assert len({p.hits[0].obj.pk for p in pages}) == 3
 
 
 def test_a_page_past_the_pool_is_empty_but_counted(small_cap, common_word):
@@ -86,11 +95,45 @@ def test_ticket_search_is_capped_too(small_cap, kb_reference):
     for _ in range(5):
         make_ticket()
     page = selectors.search_tickets("快递")
-    # No title pass for tickets: the pool is the first COUNT_CAP + 1 matches.
-    assert page.total == 3 and page.total_capped and len(page.hits) == 4
+    assert page.total == 3 and page.total_capped
+    # No title pass for tickets: the pool is the first RANK_WINDOW matches on
+    # PostgreSQL, the newest FALLBACK_CANDIDATES on SQLite.
+    assert len(page.hits) == (2 if connection.vendor == "postgresql" else 4)
 
 
 def test_phrase_with_latin_letters_ignores_case(make_article, kb_reference):
     make_article("笔记本屏幕", "ThinkPad X1 屏幕闪烁时先更新驱动。")
     assert [h.obj.title for h in selectors.search_articles('"thinkpad x1"').hits] == ["笔记本屏幕"]
     assert [h.obj.title for h in selectors.search_articles('"屏幕闪烁"').hits] == ["笔记本屏幕"]
+
+
+@pytest.fixture
+def phrase_articles(make_article, kb_reference):
+    """Nine articles hold 包裹 and 丢失; two (the 2nd and the last) hold "包裹丢失"."""
+    made = []
+    for i in range(9):
+        text = "包裹丢失后先核实轨迹。" if i in (1, 8) else "丢失的包裹先核实轨迹。"
+        made.append(make_article(f"说明 {i}", f"第 {i} 条：{text}"))
+    return made[1], made[8]
+
+
+def test_a_common_phrase_is_checked_on_the_window(small_cap, phrase_articles):
+    page = selectors.search_articles('"包裹丢失"', per_page=1)
+    assert len(page.hits) == 1 and page.hits[0].obj in phrase_articles
+    if connection.vendor == "postgresql":
+        # Checked on the first 4 word matches only: 1 found, more may exist.
+        assert page.total == 1 and page.total_capped
+    else:  # the fallback checks the phrase on every match
+        assert page.total == 2 and not page.total_capped
+
+
+def test_a_phrase_missing_from_the_window_is_still_found(small_cap, phrase_articles):
+    page = selectors.search_articles('"包裹丢失"')
+    assert {hit.obj for hit in page.hits} == set(phrase_articles)
+    assert page.total == 2 and not page.total_capped
+
+
+def test_phrase_counts_without_the_cap(phrase_articles):
+    page = selectors.search_articles('"包裹丢失"')
+    assert page.total == 2 and not page.total_capped
+    assert selectors.search_articles("包裹 丢失").total == 9
