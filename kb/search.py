@@ -409,18 +409,18 @@ def _pg_statement(queryset, index, parsed, match_all, offset, limit, *, phrase_w
         f"{titled_pool}), "
         # Normalization 1 divides by 1 + log(length): long bodies do not win by size.
         f"ranked AS (SELECT pk, max(ts_rank(v, {tsquery_sql}, 1)) AS score FROM pool GROUP BY pk) "
+        # One row at least (pk NULL: an empty page), so the counts need no second query.
         f"SELECT pk, score, (SELECT n FROM counted), {hits_sql}, (SELECT count(*) FROM ranked) "
-        "FROM ranked ORDER BY score DESC, pk DESC LIMIT %s OFFSET %s"
+        "FROM (SELECT 1) AS one LEFT JOIN (SELECT pk, score FROM ranked "
+        "ORDER BY score DESC, pk DESC LIMIT %s OFFSET %s) AS page ON true "
+        "ORDER BY score DESC, pk DESC"
     )
     params = (*params, COUNT_CAP, RANK_WINDOW, *tsquery_params, limit, offset)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         page = cursor.fetchall()
-    if page:
-        _pk, _score, words, hits, ranked = page[0]
-    else:  # past the last page (or nothing): count without ranking
-        counted = list(matched.values_list("search_ok", flat=True)[: COUNT_CAP + 1])
-        words, hits, ranked = len(counted), sum(counted), None
+    _pk, _score, words, hits, ranked = page[0]
+    page = [row for row in page if row[0] is not None]
     capped = words > COUNT_CAP
     objects = queryset.defer(*index.search_columns).in_bulk([row[0] for row in page])
     rows = [(objects[row[0]], float(row[1])) for row in page if row[0] in objects]
