@@ -99,6 +99,10 @@ class ClassifyForm(TransitionForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The options from the cached category table (no query per page; a posted choice
+        # is still checked against the database by the queryset).
+        field = self.fields["category"]
+        field.choices = [("", field.empty_label), *selectors.category_choices(leaves_only=True)]
         if not self.is_bound and self.ticket.category_id:
             self.initial.update(
                 category=self.ticket.category_id,
@@ -321,7 +325,11 @@ class QueueFilterForm(forms.Form):
         self.fields["channel"].widget = forms.Select(
             choices=[("", _("All channels")), *[(c.code, c.name) for c in channels]]
         )
-        self.fields["category"].label_from_instance = lambda c: c.full_name
+        # The options from the cached category table; a choice is checked by the queryset.
+        self.fields["category"].choices = [
+            ("", self.fields["category"].empty_label),
+            *selectors.category_choices(),
+        ]
 
 
 # --- compensation and collaboration tasks -----------------------------------------------

@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from channels.models import Channel
 from channels.selectors import delivery_context
 from kb.views import ticket_context as kb_ticket_context
 
@@ -32,7 +31,6 @@ from .models import (
     Attachment,
     CallbackOutcome,
     Customer,
-    EventKind,
     FollowUpCall,
     Status,
     TimelineEvent,
@@ -55,16 +53,16 @@ def queue(request):
     tab = request.GET.get("tab", "mine")
     if tab not in selectors.QUEUE_TABS:
         tab = "mine"
-    channels = Channel.objects.filter(is_active=True).only("code", "name")
-    form = QueueFilterForm(request.GET or None, channels=channels)
+    form = QueueFilterForm(request.GET or None, channels=selectors.active_channels())
     filters = form.cleaned_data if form.is_valid() else {}
     tickets = selectors.queue_tickets(request.user, tab=tab, filters=filters)
     counts = selectors.queue_counts(request.user)
-    paginator = Paginator(tickets, QUEUE_PAGE_SIZE)
+    paginator = selectors.DeferredJoinPaginator(tickets, QUEUE_PAGE_SIZE)
     if not any(filters.get(f) for f in selectors.QUEUE_FILTERS):
         # Unfiltered, the tab holds exactly what its badge counts: skip a second COUNT(*).
         paginator.count = counts[tab]
     page = paginator.get_page(request.GET.get("page"))
+    page.object_list = selectors.with_reference_rows(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -96,8 +94,8 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
     )
     earlier = len(events) > TIMELINE_PAGE
     events = events[:TIMELINE_PAGE]
-    # Every file lands on the timeline: with the whole timeline here, no event means no file.
-    has_attachments = earlier or any(e.kind == EventKind.ATTACHMENT for e in events)
+    # Evidence, contacts, surveys, identities: read with the ticket on a GET.
+    lists = selectors.ticket_page_lists(ticket)
     delivery = delivery_context(request.user, ticket, events)  # outbox: delivery states
     compensation = _compensation_context(request, ticket, bound, cap)
     return {
@@ -108,18 +106,20 @@ def _ticket_context(request, ticket, *, forms=None, error=None, cap=None):
         "error": error,
         "events": events,
         "earlier_events": events[-1] if earlier else None,
-        # One contact is the complaint itself (shown from the ticket): no query for it.
-        "contacts": ticket.contacts.select_related("channel") if ticket.contact_count > 1 else None,
-        "attachments": ticket.attachments.all() if has_attachments else [],
+        # One contact is the complaint itself (shown from the ticket).
+        "contacts": lists.contacts if ticket.contact_count > 1 else None,
+        "attachments": lists.attachments,
         "customer360": selectors.customer_360(
-            ticket.customer, compensation_total=compensation["customer_total"]
+            ticket.customer,
+            compensation_total=compensation["customer_total"],
+            identities=lists.identities,
         ),
         "reply_form": bound.get("reply") or ReplyForm(),
         "attachment_form": bound.get("attachment") or AttachmentForm(),
         "status_url": services.status_url(ticket),
         **compensation,
         **delivery,
-        **_collaboration_context(request, ticket, bound),
+        **_collaboration_context(request, ticket, bound, survey=lists.survey),
         **kb_ticket_context(request, ticket),  # kb: SOP checklist and reply scripts
     }
 
@@ -168,7 +168,7 @@ def ticket_timeline(request, number):
 
 @login_required
 def ticket_detail(request, number):
-    ticket, can_write = selectors.ticket_for_user(request.user, number)
+    ticket, can_write = selectors.ticket_for_user(request.user, number, page_lists=True)
     if not can_write:
         # Department staff see a ticket only through their department's task on it.
         task = selectors.ticket_tasks(ticket, request.user)[-1]
@@ -304,10 +304,10 @@ def lookup(request):
 # --- closing the loop: survey and call-backs -----------------------------------------
 
 
-def _closing_loop_context(ticket) -> dict:
+def _closing_loop_context(ticket, survey) -> dict:
+    """`survey`: the ticket's latest survey (selectors.ticket_page_lists)."""
     if not ticket.resolved_at and not ticket.reopen_count and ticket.status != Status.CLOSED:
         return {"survey": None, "callbacks": []}  # nothing sent yet: no queries
-    survey = ticket.surveys.order_by("-created_at", "-id").first()
     return {
         "survey": survey,
         "survey_link": services.survey_url(survey) if survey and not survey.is_answered else "",
@@ -368,7 +368,7 @@ def _compensation_context(request, ticket, bound, cap) -> dict:
         "cap_exceeded": cap,
     }
     if can_compensate:
-        limits = services.compensation_limits()
+        limits = selectors.cached_compensation_limits()  # the grant re-reads them
         own = limits.get(policies.tier_of(user))
         context["compensation_form"] = bound.get("compensation") or CompensationForm(
             initial={"kind": "coupon"}
@@ -378,19 +378,19 @@ def _compensation_context(request, ticket, bound, cap) -> dict:
     return context
 
 
-def _collaboration_context(request, ticket, bound) -> dict:
-    """The collaboration-task panel of the ticket page."""
+def _collaboration_context(request, ticket, bound, *, survey) -> dict:
+    """The collaboration-task panel of the ticket page (and the closing-the-loop one)."""
     can_open_tasks = ticket.is_open and policies.task_open_refusal(request.user, ticket) is None
     context = {
         "tasks": selectors.ticket_tasks(ticket),
-        **_closing_loop_context(ticket),
+        **_closing_loop_context(ticket, survey),
         "can_open_tasks": can_open_tasks,
         "decision_form": DecisionForm(),
         "task_text_form": TaskTextForm(),
     }
     if can_open_tasks:
         context["task_form"] = bound.get("tasks") or TaskOpenForm(
-            departments=selectors.collaborating_departments()
+            departments=selectors.cached_collaborating_departments()
         )
     return context
 
