@@ -122,7 +122,7 @@ class IsSignedChannel(BasePermission):
 
 
 class ChannelRateThrottle(BaseThrottle):
-    """A fixed-window counter per channel key (rate: CLOSELOOP_INTAKE_RATE, e.g. 6000/minute).
+    """A fixed-window counter per channel key (rate: CLOSELOOP_INTAKE_RATE, 60000/minute by default).
 
     A counter (one cache increment) rather than DRF's history list, which grows
     with the rate and is re-serialized on every request.

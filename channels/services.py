@@ -106,13 +106,14 @@ class IntakeResult:
 
 
 def _replay(channel: Channel, external_id: str) -> IntakeResult | None:
-    contact = (
-        Contact.objects.select_related("ticket")
-        .filter(channel=channel, external_id=external_id)
-        .first()
+    # Every intake asks this and nearly every answer is "no": a narrow lookup on the
+    # unique (channel, external_id) index, the ticket only when there is a contact.
+    found = list(
+        Contact.objects.filter(channel=channel, external_id=external_id).values_list("pk")[:1]
     )
-    if contact is None:
+    if not found:
         return None
+    contact = Contact.objects.select_related("ticket").get(pk=found[0][0])
     opened = not Contact.objects.filter(ticket_id=contact.ticket_id, pk__lt=contact.pk).exists()
     return IntakeResult(ticket=contact.ticket, contact=contact, created=opened, replayed=True)
 

@@ -228,7 +228,7 @@ CLOSELOOP_SMS_PROVIDER = env_str("CLOSELOOP_SMS_PROVIDER", "channels.outbox.Cons
 # signature stays valid, and the request rate per channel key ("N/second|minute|hour").
 CLOSELOOP_INTAKE_MAX_BYTES = env_int("CLOSELOOP_INTAKE_MAX_KB", 64) * 1024
 CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS = env_int("CLOSELOOP_INTAKE_REPLAY_WINDOW_SECONDS", 300)
-CLOSELOOP_INTAKE_RATE = env_str("CLOSELOOP_INTAKE_RATE", "6000/minute")
+CLOSELOOP_INTAKE_RATE = env_str("CLOSELOOP_INTAKE_RATE", "60000/minute")
 
 # Public complaint form (/complain/): submissions per client address per window.
 CLOSELOOP_WEB_FORM_LIMIT = env_int("CLOSELOOP_WEB_FORM_LIMIT", 5)
