@@ -8,10 +8,10 @@ class ComplaintsConfig(AppConfig):
 
     def ready(self):
         from . import selectors
-        from .models import Category, Channel, CompensationLimit, Department
+        from .models import Category, CompensationLimit, Department
 
-        # Reference tables cached for the ticket page and the queue: reloaded after a save.
+        # Reference tables cached for the ticket page and the queue: reloaded after a save
+        # (channels: channels.selectors.channels_cache).
         selectors.compensation_limits_cache.watch(CompensationLimit)
         selectors.departments_cache.watch(Department)
         selectors.categories_cache.watch(Category)
-        selectors.channels_cache.watch(Channel)

@@ -25,6 +25,8 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from channels.selectors import channels_cache
+
 from . import policies
 from .models import (
     ACTIVE_STATUSES,
@@ -575,20 +577,20 @@ categories_cache = ReferenceCache(
 )
 
 
-channels_cache = ReferenceCache(
-    "channels-by-id", lambda: {c.pk: c for c in Channel.objects.all()}, max_age=30
-)
+def _channels_by_id() -> dict[int, Channel]:
+    # The channels' own cache (by API key, for signed requests) serves here too.
+    return {c.pk: c for c in channels_cache.get().values()}
 
 
 def active_channels() -> list[Channel]:
     """The channels still taking contacts, in their order (the queue's channel filter)."""
-    return [c for c in channels_cache.get().values() if c.is_active]
+    return [c for c in _channels_by_id().values() if c.is_active]
 
 
 def with_reference_rows(tickets: list[Ticket]) -> list[Ticket]:
     """The tickets with their category (and its parent) and channel taken from the cached
     tables instead of joins; rows the cache does not know yet are read (one query)."""
-    channels = channels_cache.get()
+    channels = _channels_by_id()
     categories = {c.pk: c for c in categories_cache.get()}
     if missing := {t.channel_id for t in tickets} - channels.keys():
         channels = {**channels, **Channel.objects.in_bulk(missing)}

@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class KbConfig(AppConfig):
     name = "kb"
     verbose_name = _("Knowledge base")
+
+    def ready(self):
+        from . import search
+        from .models import SynonymGroup
+
+        search.synonyms_cache.watch(SynonymGroup)

@@ -38,6 +38,8 @@ from django.db.models import BooleanField, ExpressionWrapper, Func, Q, Value
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from complaints.refcache import ReferenceCache
+
 MAX_QUERY_LENGTH = 200
 MAX_QUERY_WORDS = 12
 # Matches beyond this are not counted: the total shows as "1,000+" (`total_capped`).
@@ -186,26 +188,14 @@ def _load_synonym_map() -> dict[str, list[str]]:
     return mapping
 
 
-_synonym_cache: list = []  # the ReferenceCache, made on first use (models are loaded then)
+# Kept per process like the other small reference tables; saving or deleting a group
+# reloads it in every process (watched in kb.apps), at the latest after 60 s.
+synonyms_cache = ReferenceCache("kb-synonyms", _load_synonym_map, max_age=60)
 
 
 def synonym_map() -> dict[str, list[str]]:
-    """Normalized word → every word of its synonym groups (read-only).
-
-    Kept per process like the other small reference tables (`complaints.refcache`):
-    saving or deleting a group reloads it in every process, at the latest after 60 s.
-    """
-    if not _synonym_cache:
-        from complaints.refcache import ReferenceCache
-
-        from .models import SynonymGroup
-
-        with _lock:
-            if not _synonym_cache:
-                synonyms = ReferenceCache("kb-synonyms", _load_synonym_map, max_age=60)
-                synonyms.watch(SynonymGroup)
-                _synonym_cache.append(synonyms)
-    return _synonym_cache[0].get()
+    """Normalized word → every word of its synonym groups (read-only)."""
+    return synonyms_cache.get()
 
 
 def parse_query(text: str, *, synonyms: dict[str, list[str]] | None = None) -> ParsedQuery:
