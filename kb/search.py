@@ -48,7 +48,7 @@ COUNT_CAP = 1000
 # plus up to TITLE_CANDIDATES rows whose title alone matches (title hits rank first:
 # title weight A against body weight C).
 RANK_WINDOW = 300
-TITLE_CANDIDATES = 1000
+TITLE_CANDIDATES = 300
 # The SQLite fallback scores at most this many matching rows (the newest).
 FALLBACK_CANDIDATES = 2000
 
