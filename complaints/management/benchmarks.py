@@ -13,6 +13,7 @@ connections (CONN_MAX_AGE).
 
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -270,12 +271,8 @@ def _parse_ab(output: str) -> tuple[float, float, float, int]:
     return p50, p95, rps, failed + (int(non2xx.group(1)) if non2xx else 0)
 
 
-def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
-    if not shutil.which("ab"):
-        log("  (skipped: `ab` not found — apt-get install apache2-utils)")
-        return []
-    base = Path(settings.BASE_DIR)
-    env = {
+def _server_env() -> dict[str, str]:
+    return {
         **os.environ,
         "CLOSELOOP_DEBUG": "0",
         # The session cookie is signed in this process: gunicorn must share its key.
@@ -284,6 +281,13 @@ def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
         "CLOSELOOP_DB_CONN_MAX_AGE": "600",
         "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
     }
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int, threads: int):
+    """gunicorn with production settings on a free port of 127.0.0.1; yields the port."""
+    base = Path(settings.BASE_DIR)
+    env = {**_server_env(), "GUNICORN_THREADS": str(threads)}
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=base,
@@ -291,16 +295,30 @@ def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
         check=True,
     )
     port = _free_port()
-    gunicorn = [
+    command = [
         sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi",
-        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
+        "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
     ]  # fmt: skip
     server = subprocess.Popen(
-        gunicorn, cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    results = []
     try:
         _wait_for(port)
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
+    if not shutil.which("ab"):
+        log("  (skipped: `ab` not found — apt-get install apache2-utils)")
+        return []
+    results = []
+    with gunicorn(workers=2, threads=4) as port:
         cookie = f"{settings.SESSION_COOKIE_NAME}={_session_cookie('agent')}"
         for path, clients in ((p, c) for p in ("/?tab=mine", "/?tab=open") for c in concurrency):
             url = f"http://127.0.0.1:{port}{path}"
@@ -316,13 +334,88 @@ def run_http(*, requests: int, concurrency: list[int], log) -> list[HttpResult]:
             log(
                 f"  HTTP {path:<12} c={clients}  p50 {p50:.0f} ms  p95 {p95:.0f} ms  {rps:.1f} req/s  failed {failed}"
             )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return results
+
+
+# --- intake: gunicorn + bench/intake_load.py ----------------------------------------------
+
+INTAKE_GOAL_PER_SECOND = 300  # issue 4
+INTAKE_CHANNEL = "benchintake"
+
+
+@dataclass
+class IntakeResult:
+    runs: list[dict]  # intake_load.py's JSON, warm-up first
+    workers: int
+    threads: int
+
+    @property
+    def measured(self) -> dict:
+        return self.runs[-1]
+
+    @property
+    def met(self) -> bool:
+        return self.measured["acknowledged_per_second"] >= INTAKE_GOAL_PER_SECOND
+
+
+def run_intake(*, requests: int, concurrency: int, log) -> IntakeResult:
+    """Signed contacts from `concurrency` clients against gunicorn (4 workers × 2 threads),
+    one new customer each, 10 % sent twice; the load script checks that every contact
+    got exactly one ticket. Writes the contacts' tickets into this database."""
+    from channels import services as channel_services
+    from channels.models import Channel as IntakeChannel
+
+    if IntakeChannel.objects.filter(code=INTAKE_CHANNEL).exists():
+        credentials = channel_services.channel_rotate_secret(channel=INTAKE_CHANNEL)
+    else:
+        credentials = channel_services.channel_create(code=INTAKE_CHANNEL, kind="app")
+    script = Path(settings.BASE_DIR) / "bench" / "intake_load.py"
+    workers, threads = 4, 2
+    runs = []
+    with gunicorn(workers=workers, threads=threads) as port:
+        for n in (max(1, requests // 10), requests):  # a warm-up run, then the measured one
+            command = [
+                sys.executable, str(script), "--base", f"http://127.0.0.1:{port}",
+                "--key", credentials.key, "--secret", credentials.secret,
+                "--requests", str(n), "--concurrency", str(concurrency),
+            ]  # fmt: skip
+            out = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+            if not lines:
+                raise RuntimeError(f"intake load failed: {out.stderr[-2000:]}")
+            runs.append(json.loads(lines[-1]))
+            log(f"  intake {n} contacts, {concurrency} clients: {lines[-1]}")
+            if out.returncode:
+                raise RuntimeError(f"intake load: {out.stderr.strip()[-500:]}")
+    return IntakeResult(runs=runs, workers=workers, threads=threads)
+
+
+def intake_markdown(label: str, result: IntakeResult) -> str:
+    lines = [
+        f"### {label} · intake under {result.measured['concurrency']} concurrent clients",
+        "",
+        f"`bench/intake_load.py` against gunicorn ({result.workers} workers × {result.threads} "
+        "threads, production settings) on this database: signed contacts, one new customer "
+        "each, 10 % of them sent twice (retries); every acknowledged contact must map to "
+        f"exactly one ticket. Machine: {machine()}.",
+        "",
+        "| run | requests | statuses | intakes/s | p50 ms | p95 ms | contacts with two tickets |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, run in zip(("warm-up", "measured"), result.runs, strict=False):
+        statuses = ", ".join(f"{n:,} × {code}" for code, n in sorted(run["statuses"].items()))
+        lines.append(
+            f"| {name} | {run['requests']:,} | {statuses} | {run['acknowledged_per_second']} | "
+            f"{run['p50_ms']:.0f} | {run['p95_ms']:.0f} | {run['contacts_with_two_tickets']} |"
+        )
+    verdict = "yes" if result.met else "**no**"
+    lines += ["", f"Goal ≥ {INTAKE_GOAL_PER_SECOND} intakes/s: {verdict}."]
+    return "\n".join(lines) + "\n"
 
 
 # --- report --------------------------------------------------------------------------------
@@ -412,3 +505,34 @@ def write_section(path: Path, label: str, text: str) -> None:
     else:
         updated = current.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(updated, encoding="utf-8")
+
+
+# --- store-register import (channels.benchmarks) ------------------------------------------
+
+IMPORT_GOAL_SECONDS = 60  # issue 9: a 100k-row xlsx in ≤ 60 s
+
+
+def import_markdown(label: str, figures: dict) -> str:
+    """The figures of `channels.benchmarks.time_register_import` as a section."""
+    rows = figures["rows"]
+    total = figures["parse_seconds"] + figures["import_seconds"]
+    per_row = 1000 * figures["import_seconds"] / max(rows, 1)
+    statements = figures.get("statements_per_row")
+    lines = [
+        f"### {label} · store-register import ({rows:,} rows)",
+        "",
+        f"An xlsx of {rows:,} rows of real complaint texts "
+        f"({figures['file_bytes'] / 1024 / 1024:.1f} MB) uploaded and checked, then imported "
+        "as the django-q2 task does, in this process. Machine: " + machine() + ".",
+        "",
+        "| rows | check (parse + validate) s | import s | ms per row | rows/s "
+        "| new tickets | joined | already known | SQL per row | goal | met |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        f"| {rows:,} | {figures['parse_seconds']:.1f} | {figures['import_seconds']:.1f} "
+        f"| {per_row:.2f} | {figures['rows_per_second']:.0f} | {figures['new_tickets']:,} "
+        f"| {figures['joined_tickets']:,} | {figures['already_known']:,} "
+        f"| {statements if statements is not None else '–'} "
+        f"| 100k rows ≤ {IMPORT_GOAL_SECONDS} s "
+        f"| {'yes' if rows >= 100_000 and total <= IMPORT_GOAL_SECONDS else '**no**'} |",
+    ]
+    return "\n".join(lines) + "\n"

@@ -181,3 +181,28 @@ def test_queue_pages_count_from_the_badges(generated, client):
     response = client.get(reverse("workspace:queue"), {"tab": "open", "priority": 1})
     expected = selectors.queue_tickets(agent, tab="open", filters={"priority": 1}).count()
     assert response.context["page"].paginator.count == expected
+
+
+def test_knowledge_base_articles_from_the_same_texts(generated):
+    """One published article per ticket by default (at most 100k), findable by search."""
+    from kb.benchmarks import BENCH_TAG
+    from kb.models import Article, ArticleStatus
+    from kb.selectors import search_articles
+
+    articles = Article.objects.filter(tags=BENCH_TAG)
+    assert articles.count() == N
+    assert not articles.exclude(status=ArticleStatus.PUBLISHED).exists()
+    # Search by two words of one article's title finds it on the first page.
+    article = articles.order_by("pk")[N // 2]
+    words = [w for w in article.title_tokens.split() if len(w) > 1][:2]
+    page = search_articles(" ".join(words), per_page=100)
+    assert article.pk in {hit.obj.pk for hit in page.hits}
+
+
+def test_articles_can_be_skipped(db):
+    from kb.models import Article
+
+    generate(tickets=20, articles=0)
+    assert not Article.objects.exists()
+    with pytest.raises(CommandError, match="--articles"):
+        generate(tickets=20, articles=-1, force=True)

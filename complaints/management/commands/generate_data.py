@@ -3,12 +3,15 @@
 Up to a million tickets (and ~8 timeline events, contacts, compensation, collaboration
 tasks per ticket on average) in minutes on PostgreSQL; see
 `complaints.management.bulk_data`. Refuses a database holding tickets it did not write
-unless `--force`.
+unless `--force`. Then `--articles` published knowledge-base articles from the same real
+texts (`kb.benchmarks`; by default one per ticket, at most 100,000).
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
 from ..bulk_data import ForeignDataError, generate
+
+MAX_DEFAULT_ARTICLES = 100_000
 
 
 class Command(BaseCommand):
@@ -21,17 +24,30 @@ class Command(BaseCommand):
             "--batch", type=int, default=50_000, help="Tickets per transaction (default 50000)."
         )
         parser.add_argument(
+            "--articles",
+            type=int,
+            help="KB articles to write (default: as many as tickets, at most 100000).",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Add to a database that already holds tickets not written by this command.",
         )
 
     def handle(self, *args, tickets: int, seed: int, batch: int, force: bool, **options):
+        articles = options.get("articles")
+        articles = min(tickets, MAX_DEFAULT_ARTICLES) if articles is None else articles
         if tickets < 1:
             raise CommandError("--tickets must be 1 or more.")
+        if articles < 0:
+            raise CommandError("--articles must be 0 or more.")
         if batch < 1:
             raise CommandError("--batch must be 1 or more.")
         try:
             generate(tickets=tickets, seed=seed, batch=batch, stdout=self.stdout, force=force)
         except ForeignDataError as exc:
             raise CommandError(str(exc)) from exc
+        if articles:
+            from kb import benchmarks as kb_benchmarks
+
+            kb_benchmarks.load_articles(articles, seed=seed, log=self.stdout.write)
