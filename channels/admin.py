@@ -100,6 +100,7 @@ class RegisterImportAdmin(RecordAdmin):
         "state",
         "row_count",
         "error_count",
+        "imported_rows",
         "new_tickets",
         "joined_tickets",
     )

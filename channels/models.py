@@ -168,13 +168,19 @@ class IdentityConflict(models.Model):
 
 
 class RegisterImport(models.Model):
-    """One upload of an offline store register: previewed, then imported whole or not at all."""
+    """One upload of an offline store register: checked whole, then imported chunk by chunk.
+
+    A file with a bad row is refused before anything is written. A row that fails while
+    importing stops the import: the chunks before it stay (`imported_rows`), and the same
+    file uploaded again continues, its imported rows recognized as `already_known`.
+    """
 
     class State(models.TextChoices):
         PREVIEWED = "previewed", _("Checked, waiting for confirmation")
         IMPORTING = "importing", _("Importing")
         IMPORTED = "imported", _("Imported")
         REFUSED = "refused", _("Refused: nothing imported")
+        STOPPED = "stopped", _("Stopped: partly imported")
 
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -194,6 +200,8 @@ class RegisterImport(models.Model):
     new_tickets = models.PositiveIntegerField(_("new tickets"), default=0)
     joined_tickets = models.PositiveIntegerField(_("contacts on open tickets"), default=0)
     already_known = models.PositiveIntegerField(_("rows imported before"), default=0)
+    # Rows of the file committed so far, in file order: where a resumed run continues.
+    imported_rows = models.PositiveIntegerField(_("rows imported"), default=0)
     # [{"row": 5, "column": "手机号 Phone", "reason": "…"}, …] in file order.
     errors = models.JSONField(_("problems"), default=list, blank=True)
 

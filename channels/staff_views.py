@@ -53,8 +53,12 @@ def register_list(request):
             return redirect("intake:register-detail", pk=record.pk)
     history = RegisterImport.objects.select_related("uploaded_by")[:50]
     status = 400 if form.errors else 200
+    limits = {"max_rows": registers.MAX_ROWS, "max_mb": registers.MAX_FILE_BYTES >> 20}
     return render(
-        request, "channels/registers.html", {"form": form, "history": history}, status=status
+        request,
+        "channels/registers.html",
+        {"form": form, "history": history, **limits},
+        status=status,
     )
 
 
@@ -70,7 +74,11 @@ def register_progress(request, pk: int):
     return render(
         request,
         "channels/partials/register_progress.html",
-        {"record": record, "done": registers.import_progress(record)},
+        {
+            "record": record,
+            "done": registers.import_progress(record),
+            "chunk_rows": registers.CHUNK_ROWS,
+        },
     )
 
 
@@ -87,7 +95,11 @@ def register_detail(request, pk: int):
     _require_service_staff(request.user)
     record = get_object_or_404(RegisterImport.objects.select_related("uploaded_by"), pk=pk)
     done = registers.import_progress(record) if record.state == "importing" else None
-    return render(request, "channels/register_detail.html", {"record": record, "done": done})
+    return render(
+        request,
+        "channels/register_detail.html",
+        {"record": record, "done": done, "chunk_rows": registers.CHUNK_ROWS},
+    )
 
 
 @login_required
@@ -115,6 +127,12 @@ def register_confirm(request, pk: int):
                     "new": record.new_tickets,
                     "joined": record.joined_tickets,
                 },
+            )
+        elif record.state == RegisterImport.State.STOPPED:
+            messages.error(
+                request,
+                _("The import stopped after %(done)d of %(rows)d rows; see why below.")
+                % {"done": record.imported_rows, "rows": record.row_count},
             )
         else:
             messages.error(request, _("Nothing was imported; see the problems below."))

@@ -1,4 +1,4 @@
-"""Offline store registers: template, checked upload, all-or-nothing import, history, export."""
+"""Offline store registers: template, checked upload, chunked import, history, export."""
 
 import csv
 import datetime as dt
@@ -9,10 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
+from django_q.conf import Conf
 
 from channels import registers
 from channels.models import Channel, ChannelKind, RegisterImport
-from complaints.models import Contact, Customer, EventKind, Ticket
+from complaints.models import Category, Contact, Customer, EventKind, Ticket
 from tests.factories import ChannelFactory, make_ticket
 
 pytestmark = pytest.mark.django_db
@@ -246,7 +247,6 @@ def test_the_worker_reports_progress_while_a_large_file_imports(
     staff, stores, agent, monkeypatch, django_capture_on_commit_callbacks
 ):
     from django.core.cache import caches
-    from django_q.conf import Conf
 
     monkeypatch.setattr(registers, "PROGRESS_EVERY", 100)
     seen = []
@@ -264,10 +264,131 @@ def test_the_worker_reports_progress_while_a_large_file_imports(
     record.refresh_from_db()
     assert record.state == RegisterImport.State.IMPORTED and record.new_tickets == 450
     assert seen == [0, 100, 200, 300, 400]  # queued, then every 100 rows
-    assert registers.import_progress(record) == 0  # cleared when done
+    assert caches["progress"].get(registers.progress_key(record.pk)) is None  # cleared
 
 
 def test_small_files_import_within_the_request(staff, stores):
     record = upload(staff, xlsx([good_row(i) for i in range(20)]))
     confirm(staff, record)
     assert record.state == RegisterImport.State.IMPORTED and record.new_tickets == 20
+
+
+_import_row_unpatched = registers._import_row
+
+
+def _category_deactivated_at(monkeypatch, number: int, code: str = "logistics"):
+    """Deactivate a category while the import is at register row `number`."""
+    real = registers._import_row
+
+    def import_row(row, record, actor):
+        if row.number == number:
+            Category.objects.filter(code=code).update(is_active=False)
+        return real(row, record, actor)
+
+    monkeypatch.setattr(registers, "_import_row", import_row)
+
+
+def test_a_row_failing_midway_keeps_the_chunks_before_it_and_a_re_upload_continues(
+    staff, stores, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(registers, "SYNC_IMPORT_ROWS", 10)
+    monkeypatch.setattr(Conf, "SYNC", True)
+    rows = [good_row(i) for i in range(35)]  # every 5th row (0, 5, 10…) is "logistics"
+    record = upload(staff, xlsx(rows))
+    # Chunks: rows 2-11, 12-21, 22-31, 32-36. The category goes away at row 14, in the
+    # second chunk (checked when it began); the third chunk's first row (22) uses it.
+    _category_deactivated_at(monkeypatch, 14)
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(staff, record)
+    record.refresh_from_db()
+    assert record.state == RegisterImport.State.STOPPED
+    assert (record.imported_rows, record.new_tickets, record.row_count) == (20, 20, 35)
+    assert [(p["row"], p["column"]) for p in record.errors] == [(22, "分类 Category")]
+    assert "deactivated during the import" in record.errors[0]["reason"]
+    assert Ticket.objects.count() == 20 and Contact.objects.count() == 20
+    page = staff.get(reverse("intake:register-detail", args=[record.pk])).content.decode()
+    assert "The import stopped at row 22: 20 of 35 rows were imported" in page
+    assert "Why the import stopped" in page and "upload the same file again" in page
+    assert 'action="/intake/registers/' not in page  # no confirm button
+
+    # The store re-enables the category (or clears the cell) and uploads the same file.
+    Category.objects.filter(code="logistics").update(is_active=True)
+    monkeypatch.setattr(registers, "_import_row", _import_row_unpatched)
+    again = upload(staff, xlsx(rows))
+    assert again.state == RegisterImport.State.PREVIEWED
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(staff, again)
+    again.refresh_from_db()
+    assert again.state == RegisterImport.State.IMPORTED
+    assert (again.imported_rows, again.already_known, again.new_tickets) == (35, 20, 15)
+    assert Ticket.objects.count() == 35 and Contact.objects.count() == 35
+    page = staff.get(reverse("intake:register-detail", args=[again.pk])).content.decode()
+    assert "35 / 35" in page
+
+
+def test_a_worker_dying_midway_loses_only_its_chunk_and_the_task_run_again_finishes(
+    staff, stores, agent, monkeypatch
+):
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 10)
+    record = upload(staff, xlsx([good_row(i) for i in range(35)]))
+    RegisterImport.objects.filter(pk=record.pk).update(state=RegisterImport.State.IMPORTING)
+
+    def killed(row, record, actor):
+        if row.number == 25:
+            raise SystemExit("worker killed")  # what q2's timeout raises, say
+        return _import_row_unpatched(row, record, actor)
+
+    monkeypatch.setattr(registers, "_import_row", killed)
+    with pytest.raises(SystemExit):
+        registers.register_import_run(record.pk, agent.pk)
+    record.refresh_from_db()
+    assert record.state == RegisterImport.State.IMPORTING and record.imported_rows == 20
+    assert Ticket.objects.count() == 20
+    page = staff.get(reverse("intake:register-detail", args=[record.pk])).content.decode()
+    assert "20 of 35 rows imported" in page  # the committed rows, whatever the cache says
+
+    monkeypatch.setattr(registers, "_import_row", _import_row_unpatched)
+    assert registers.register_import_run(record.pk, agent.pk) == "imported"  # the retry
+    record.refresh_from_db()
+    assert (record.imported_rows, record.new_tickets, record.already_known) == (35, 35, 0)
+    assert Ticket.objects.count() == 35 and Contact.objects.count() == 35
+
+
+def test_a_task_out_of_time_hands_the_rest_to_a_new_task(
+    stores, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 10)
+    queued = []
+    monkeypatch.setattr(registers, "_enqueue", lambda *args: queued.append(args))
+    record = registers.register_upload(uploaded=xlsx([good_row(i) for i in range(25)]), actor=agent)
+    RegisterImport.objects.filter(pk=record.pk).update(state=RegisterImport.State.IMPORTING)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert registers.register_import_run(record.pk, agent.pk, seconds=0) == "importing"
+    record.refresh_from_db()
+    assert record.imported_rows == 10 and queued == [(record.pk, agent.pk)]
+    assert registers.register_import_run(record.pk, agent.pk, seconds=None) == "imported"
+    assert Ticket.objects.count() == 25
+
+
+def test_a_file_over_the_row_limit_is_refused_with_the_limit_named(staff, stores):
+    body = io.StringIO()
+    writer = csv.writer(body)
+    writer.writerow(HEADERS)
+    row = good_row(1)
+    row[1] = str(row[1])
+    writer.writerows([row] * (registers.MAX_ROWS + 1))
+    record = upload(staff, SimpleUploadedFile("register.csv", body.getvalue().encode("utf-8-sig")))
+    assert record.state == RegisterImport.State.REFUSED
+    assert record.row_count == 100_001
+    assert record.errors == [{"row": 0, "column": "", "reason": "At most 100000 rows per file."}]
+    assert not Ticket.objects.exists()
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(staff, stores):
+    assert staff.get(reverse("intake:registers")).content.decode().count("100000 rows and 25 MB")
+    big = SimpleUploadedFile("register.xlsx", b"0" * (registers.MAX_FILE_BYTES + 1))
+    response = staff.post(reverse("intake:registers"), {"file": big})
+    assert response.status_code == 400
+    assert "The file is larger than 25 MB." in response.content.decode()
+    assert not RegisterImport.objects.exists()
