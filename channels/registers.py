@@ -327,11 +327,12 @@ SYNC_IMPORT_ROWS = CHUNK_ROWS
 PROGRESS_EVERY = 25
 # One q2 task imports chunks for this long (after reading the file), then hands the rest
 # to a new task: a long import should not hold a worker that notifications and sweeps
-# also need, and q2 kills a task at its timeout. The task's own timeout covers reading a
-# 100,000-row file (~15-25 s), the budget and one chunk; it stays below the ORM broker's
-# retry (Q_CLUSTER["retry"], 120 s), which hands a task still running to a second worker.
-TASK_SECONDS = 40
-TASK_TIMEOUT = 100
+# also need, and q2 kills a task at its timeout. Each task reads and checks the file
+# again (~20 s for 100,000 rows), so a longer budget wastes less; the task's own timeout
+# covers that reading, the budget and one chunk, and stays below the ORM broker's retry
+# (Q_CLUSTER["retry"], 120 s), which hands a task still running to a second worker.
+TASK_SECONDS = 60
+TASK_TIMEOUT = 110
 
 
 def progress_key(pk: int) -> str:

@@ -53,7 +53,7 @@ def register_list(request):
             return redirect("intake:register-detail", pk=record.pk)
     history = RegisterImport.objects.select_related("uploaded_by")[:50]
     status = 400 if form.errors else 200
-    limits = {"max_rows": registers.MAX_ROWS, "max_mb": registers.MAX_FILE_BYTES >> 20}
+    limits = {"max_rows": f"{registers.MAX_ROWS:,}", "max_mb": registers.MAX_FILE_BYTES >> 20}
     return render(
         request,
         "channels/registers.html",
