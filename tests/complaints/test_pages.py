@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -101,6 +102,40 @@ class TestQueue:
         assert response.status_code == 200
         assert len(many.captured_queries) == len(few.captured_queries)
         assert response.content.decode().count("<tr class=") == 25  # one page
+
+    def test_a_big_backlog_shares_its_all_open_count_for_a_few_seconds(
+        self, login, agent, agent2, channel, team_a, monkeypatch
+    ):
+        """Above OPEN_COUNT_EXACT_UP_TO open tickets the "all open" badge is counted once
+        per OPEN_COUNT_MAX_AGE seconds for everyone; the personal tabs stay exact."""
+        monkeypatch.setattr(selectors, "OPEN_COUNT_EXACT_UP_TO", 3)
+
+        def exact(user):
+            return {t: selectors.queue_tickets(user, tab=t).count() for t in selectors.QUEUE_TABS}
+
+        make_tickets(4, channel=channel, team=team_a, assignee=agent)
+        assert selectors.queue_counts(agent) == exact(agent)
+        assert exact(agent)["open"] == 4
+        make_tickets(2, channel=channel, team=team_a, assignee=agent)
+        # Another agent's page reads the shared count: no recount within the window.
+        assert selectors.queue_counts(agent2)["open"] == 4
+        counts = selectors.queue_counts(agent)
+        assert counts["open"] == 4
+        assert {tab: counts[tab] for tab in ("mine", "team")} == {  # exact, at once
+            tab: exact(agent)[tab] for tab in ("mine", "team")
+        }
+        assert exact(agent)["mine"] + exact(agent)["team"] == 6
+        cache.delete(selectors.OPEN_COUNT_CACHE_KEY)  # the window is over
+        assert selectors.queue_counts(agent)["open"] == 6
+        body = login(agent).get(reverse("workspace:queue"), {"tab": "open"}).content.decode()
+        assert body.count("<tr class=") == 6
+
+    def test_a_small_backlog_is_always_counted_exactly(self, agent, channel, team_a):
+        make_tickets(3, channel=channel, team=team_a, assignee=agent)
+        assert selectors.queue_counts(agent)["open"] == 3
+        make_tickets(1, channel=channel, team=team_a)
+        assert selectors.queue_counts(agent)["open"] == 4
+        assert cache.get(selectors.OPEN_COUNT_CACHE_KEY) is None
 
     def test_deep_pages_list_the_same_tickets_as_offset_pages(self, login, agent, channel, team_a):
         make_tickets(56, channel=channel, team=team_a, assignee=agent)
