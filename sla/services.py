@@ -672,28 +672,35 @@ def sweep(*, now: dt.datetime | None = None, batch_size: int = 200, max_batches:
 
 
 def backfill_clocks(
-    *, now: dt.datetime | None = None, batch_size: int = 500, start_after: int = 0
+    *,
+    now: dt.datetime | None = None,
+    batch_size: int = 500,
+    start_after: int = 0,
+    open_only: bool = False,
 ) -> int:
     """Give clocks to tickets that have none (bulk-loaded demo data, rows from before the
-    SLA engine); return how many tickets got them.
+    SLA engine); return how many tickets got them. `open_only`: only the open backlog
+    (what the queue countdowns and the sweep need), not the closed history.
 
     Stages already done are met at their step times; warnings a running clock would
     already have reached are marked as sent without sending them, so a first sweep after
     a backfill does not flood everyone with old news. Idempotent; meant for set-up time
     (`make run` calls it before the workers start), not for a busy system.
     """
-    from complaints.models import Status, Ticket
+    from complaints.models import OPEN_STATUSES, Status, Ticket
 
     now = now or timezone.now()
     versions: dict[tuple, SlaPolicyVersion | None] = {}
     done = 0
     last_pk = start_after
+    tickets = Ticket.objects.exclude(status=Status.MERGED)
+    if open_only:
+        tickets = tickets.filter(status__in=OPEN_STATUSES)
     while True:
         # Keyset pagination: each batch starts after the previous one instead of
         # skipping every ticket already done (quadratic at 1M tickets).
         batch = list(
-            Ticket.objects.exclude(status=Status.MERGED)
-            .filter(pk__gt=last_pk, sla_clocks__isnull=True)
+            tickets.filter(pk__gt=last_pk, sla_clocks__isnull=True)
             .select_related("category__parent")
             .order_by("pk")[:batch_size]
         )

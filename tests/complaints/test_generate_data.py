@@ -206,3 +206,30 @@ def test_articles_can_be_skipped(db):
     assert not Article.objects.exists()
     with pytest.raises(CommandError, match="--articles"):
         generate(tickets=20, articles=-1, force=True)
+
+
+def test_the_open_backlog_gets_its_sla_clocks(generated):
+    """`--clocks open` (the default): every open ticket has its four clocks, with a pending
+    check where one still runs, so the queue countdowns and the sweep have work; the
+    closed history has none."""
+    from complaints.models import OPEN_STATUSES
+    from sla.models import Clock
+
+    open_ids = set(Ticket.objects.filter(status__in=OPEN_STATUSES).values_list("pk", flat=True))
+    assert open_ids
+    per_ticket = Clock.objects.values("ticket_id").annotate(n=Count("id"))
+    assert {row["ticket_id"] for row in per_ticket} == open_ids
+    assert {row["n"] for row in per_ticket} == {4}
+    assert Clock.objects.filter(next_check_at__isnull=False).exists()
+
+
+def test_clocks_for_every_ticket_or_none(db):
+    from sla.models import Clock
+
+    generate(tickets=30, clocks="none", articles=0)
+    assert not Clock.objects.exists()
+    generate(tickets=30, clocks="all", articles=0, seed=3)
+    # The second run backfills every ticket but the merged ones (they keep no clock).
+    assert Clock.objects.values("ticket_id").distinct().count() == (
+        Ticket.objects.exclude(status="merged").count()
+    )
