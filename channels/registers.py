@@ -414,6 +414,11 @@ def _run_import(record: RegisterImport, actor, seconds: float | None = None) -> 
     # Checked again: stores, categories or the date may have changed since the preview.
     rows, problems, count = parse_register(content, record.file_name)
     if problems:
+        if record.imported_rows:
+            # A run after the first: problems in rows committed before are past.
+            numbers = sorted({r.number for r in rows} | {p["row"] for p in problems})
+            committed = set(numbers[: record.imported_rows]) - {0}
+            problems = [p for p in problems if p["row"] not in committed] or problems
         return _stop(record.pk, problems, count)
     deadline = None if seconds is None else time.monotonic() + seconds
     while True:

@@ -392,3 +392,19 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(staff, stores):
     assert response.status_code == 400
     assert "The file is larger than 25 MB." in response.content.decode()
     assert not RegisterImport.objects.exists()
+
+
+def test_a_store_closed_between_two_tasks_stops_the_import_at_its_next_row(
+    stores, agent, monkeypatch
+):
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 10)
+    record = registers.register_upload(uploaded=xlsx([good_row(i) for i in range(25)]), actor=agent)
+    RegisterImport.objects.filter(pk=record.pk).update(state=RegisterImport.State.IMPORTING)
+    assert registers.register_import_run(record.pk, agent.pk, seconds=0) == "importing"
+    Channel.objects.filter(code="store-bj-wfj").update(is_active=False)  # the even rows
+    assert registers.register_import_run(record.pk, agent.pk) == "stopped"
+    record.refresh_from_db()
+    assert record.imported_rows == 10 and Ticket.objects.count() == 10
+    # Rows 2-11 were imported: the problems start with the first row after them.
+    assert [p["row"] for p in record.errors] == [12, 14, 16, 18, 20, 22, 24, 26]
+    assert {p["column"] for p in record.errors} == {"门店 Store"}
