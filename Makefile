@@ -48,6 +48,7 @@ BENCH_HOST ?= 127.0.0.1
 BENCH_USER ?= postgres
 BENCH_SIZES ?= 100k:100000 1M:1000000
 BENCH_REGENERATE ?= 1
+BENCH_ARGS ?=
 bench: install
 	@set -e; for spec in $(BENCH_SIZES); do \
 	  label=$${spec%%:*}; tickets=$${spec##*:}; \
@@ -61,7 +62,7 @@ bench: install
 	  fi; \
 	  DATABASE_URL=$$url $(PY) manage.py migrate --noinput -v0; \
 	  DATABASE_URL=$$url $(PY) manage.py dashboard_rollup --days 731; \
-	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md; \
+	  DATABASE_URL=$$url $(PY) manage.py bench --label $$label --markdown docs/benchmarks.md $(BENCH_ARGS); \
 	done
 
 # Fault run (docs/reliability.md): signed intakes while PostgreSQL restarts, then a
