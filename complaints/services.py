@@ -263,6 +263,7 @@ def ticket_create(
             created_at=now,
             search_tokens=ticket_tokens(subject=subject[:200], body=body),  # kb: text search
         )
+        ticket._new_customer = new_customer  # SLA hook: no earlier ticket to look for
         sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
         # The number last: the day's counter row stays locked until the commit, so
         # concurrent creations wait on it for as short a time as possible.

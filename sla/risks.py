@@ -172,8 +172,12 @@ def on_ticket_classified(ticket, settings: RiskSettings | None = None) -> None:
     now = timezone.now()
     alerts = []
     since = now - dt.timedelta(days=settings.repeat_complaint_days)
+    # A customer created with this very ticket (`ticket_create(new_customer=True)`) has
+    # no closed ticket to repeat.
     repeat = (
-        Ticket.objects.filter(
+        None
+        if ticket.__dict__.get("_new_customer")
+        else Ticket.objects.filter(
             customer_id=ticket.customer_id, category_id=ticket.category_id, closed_at__gte=since
         )
         .exclude(pk=ticket.pk)

@@ -284,9 +284,17 @@ def ticket_start_clocks(ticket) -> None:
         clock.ticket = ticket
     Clock.objects.bulk_create(clocks.values())
     del ticket._sla_new_clocks
+    if all(clock.pk for clock in clocks.values()):
+        # The ticket being created keeps the rows it just wrote: the classification and
+        # the save that follow at intake (routing rules) read them from here, not back
+        # from the table. Every later service locks and reads a fresh ticket.
+        ticket._sla_clocks = clocks
 
 
 def _load_clocks(ticket) -> dict[str, Clock]:
+    written = ticket.__dict__.get("_sla_clocks")
+    if written is not None:
+        return written
     return {
         c.stage: c
         for c in Clock.objects.filter(ticket_id=ticket.pk).select_related("policy_version")

@@ -129,3 +129,68 @@ def test_a_new_customer_back_within_a_day_is_still_flagged(wechat):
     second = Ticket.objects.get(contacts__external_id="two")
     assert second.recontact_flagged_at is not None
     assert RiskAlert.objects.filter(ticket=second, kind=RiskKind.REPEAT_CONTACT).exists()
+
+
+def routed_by_rule(first_response_minutes=30):
+    """A routing rule classifying delivery complaints, and a policy for that category."""
+    from complaints.models import Impact, Level
+    from triage.models import RoutingRule
+
+    logistics = leaf_category("logistics")
+    RoutingRule.objects.create(
+        name="物流",
+        keywords="快递",
+        set_category=logistics,
+        set_amount_level=Level.LOW,
+        set_impact=Impact.INDIVIDUAL,
+        set_urgency=Level.MEDIUM,
+    )
+    policy = SlaPolicy.objects.create(
+        name="物流 P3",
+        priority=Priority.P3,
+        category=logistics,
+        first_response_minutes=first_response_minutes,
+    )
+    sla.policy_publish(policy)
+    return logistics
+
+
+def test_a_new_customer_classified_by_a_rule_does_not_read_back_what_it_wrote(wechat):
+    """The routing rules classify the new ticket in the same transaction: its clocks are
+    retargeted and saved from the rows just written, and a customer created with the
+    ticket has no closed ticket to repeat."""
+    logistics = routed_by_rule(first_response_minutes=30)
+    post(wechat, payload("warm-up", customer={"phone": "13900000001"}, body="快递没到"))
+    with CaptureQueriesContext(connection) as ctx:
+        response = post(
+            wechat, payload("routed", customer={"phone": "13900000002"}, body="快递三天没到")
+        )
+    assert response.status_code == 201
+    sql = statements(ctx)
+    assert not any(s.startswith("SELECT") and 'FROM "sla_clock"' in s for s in sql), sql
+    assert not any('"closed_at" >=' in s and '"customer_id" =' in s for s in sql), sql
+    ticket = Ticket.objects.get(contacts__external_id="routed")
+    assert ticket.category == logistics and ticket.status == "classified"
+    # The clocks moved to the category's policy, in the table as on the ticket.
+    clock = ticket.sla_clocks.get(stage="first_response")
+    assert clock.policy_version.policy.category == logistics
+    assert clock.due_at == ticket.first_response_due_at
+    assert ticket.first_response_due_at - ticket.created_at == sla.dt.timedelta(minutes=30)
+
+
+def test_a_returning_customer_classified_by_a_rule_is_still_a_repeat(wechat):
+    from complaints.models import Status
+
+    routed_by_rule()
+    post(wechat, payload("first", customer={"phone": "13900000004"}, body="快递没到"))
+    first = Ticket.objects.get(contacts__external_id="first")
+    Ticket.objects.filter(pk=first.pk).update(
+        status=Status.CLOSED, closed_at=first.created_at
+    )  # closed since
+    post(
+        wechat,
+        payload("again", customer={"phone": "13900000004"}, order_no="B2", body="快递又没到"),
+    )
+    again = Ticket.objects.get(contacts__external_id="again")
+    assert again.pk != first.pk
+    assert RiskAlert.objects.filter(ticket=again, kind=RiskKind.REPEAT_COMPLAINT).exists()
