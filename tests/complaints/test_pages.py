@@ -219,7 +219,7 @@ class TestTicketPage:
         assert 'data-testid="task-row"' in body and 'data-testid="closing-loop"' in body
         assert body.count('data-testid="callback-row"') == ticket.callbacks.count() > 0
         survey = ticket.surveys.get()
-        assert survey.expires_at.strftime("%Y-%m-%d") in body
+        assert timezone.localtime(survey.expires_at).strftime("%Y-%m-%d") in body
         identities = [i.get_kind_display() for i in customer.identities.order_by("id")]
         assert " · ".join(str(k) for k in identities) in body
 
