@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
@@ -201,34 +202,57 @@ def on_ticket_classified(ticket, settings: RiskSettings | None = None) -> None:
     _raise(alerts)
 
 
+# The trailing days' count changes only when older tickets are (re)classified; a
+# few minutes' staleness does not move a daily average.
+SPIKE_BASELINE_SECONDS = 600
+
+
 def _category_spike(ticket, settings: RiskSettings, now: dt.datetime) -> RiskAlert | None:
+    """A spike alert when today's tickets in the category pass the threshold, once a day.
+
+    Runs on every classification, so its cost must not grow with the day's volume:
+    a category already flagged today is remembered until midnight, the trailing
+    count is cached, and today's tickets are counted only up to the threshold.
+    """
     from complaints.models import Ticket
 
-    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = settings.spike_trailing_days
-    # Runs before the ticket's own save: its row does not carry the category yet.
-    counts = (
-        Ticket.objects.filter(
-            category_id=ticket.category_id, created_at__gte=midnight - dt.timedelta(days=days)
-        )
-        .exclude(pk=ticket.pk)
-        .aggregate(
-            today=Count("id", filter=Q(created_at__gte=midnight)),
-            before=Count("id", filter=Q(created_at__lt=midnight)),
-        )
-    )
-    today = counts["today"] + (ticket.created_at >= midnight)
-    average = Decimal(counts["before"]) / days
-    if today < settings.spike_min_count or today <= settings.spike_factor * average:
+    local_midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = f"{ticket.category_id}:{local_midnight:%Y%m%d}"
+    flagged_key = f"risk-spike-flagged:{day}"
+    if cache.get(flagged_key):
         return None
     # One spike alert per category and day, on the ticket that tipped it.
     already = RiskAlert.objects.filter(
         kind=RiskKind.CATEGORY_SPIKE,
         ticket__category_id=ticket.category_id,
-        created_at__gte=midnight,
+        created_at__gte=local_midnight,
     ).exists()
     if already:
+        until_midnight = local_midnight + dt.timedelta(days=1) - now
+        cache.set(flagged_key, True, timeout=max(1, int(until_midnight.total_seconds())))
         return None
+
+    days = settings.spike_trailing_days
+    baseline_key = f"risk-spike-baseline:{day}:{days}"
+    before = cache.get(baseline_key)
+    if before is None:
+        before = Ticket.objects.filter(
+            category_id=ticket.category_id,
+            created_at__gte=local_midnight - dt.timedelta(days=days),
+            created_at__lt=local_midnight,
+        ).count()
+        cache.set(baseline_key, before, timeout=SPIKE_BASELINE_SECONDS)
+    average = Decimal(before) / days
+    # A spike: at least spike_min_count today and more than spike_factor × average.
+    needed = max(settings.spike_min_count, int(settings.spike_factor * average) + 1)
+    # Runs before the ticket's own save: its row does not carry the category yet.
+    others_today = Ticket.objects.filter(
+        category_id=ticket.category_id, created_at__gte=local_midnight
+    ).exclude(pk=ticket.pk)
+    own = int(ticket.created_at >= local_midnight)
+    if others_today[:needed].count() + own < needed:
+        return None
+    today = others_today.count() + own  # the exact figure, once a day, for the message
     return _alert(
         ticket.pk,
         ticket.customer_id,

@@ -3,7 +3,10 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from complaints import services
 from complaints.models import Customer, Impact, Level
@@ -192,6 +195,62 @@ def test_12_category_volume_spike(clock_at, channel, team_a, agent):
     classify(today[5], agent)
     spikes = RiskAlert.objects.filter(kind=RiskKind.CATEGORY_SPIKE)
     assert [a.ticket_id for a in spikes] == [today[4].pk]  # once a day per category
+
+
+def _spike_statements(ticket) -> list[str]:
+    """The SQL the spike check runs for this ticket (before its own classification)."""
+    with CaptureQueriesContext(connection) as ctx:
+        risks._category_spike(ticket, risks.current_settings(), timezone.now())
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+def test_12_the_spike_check_does_not_grow_with_the_days_volume(clock_at, channel, team_a, agent):
+    settings = RiskSettings.load()
+    settings.spike_min_count = 3
+    settings.save()
+    tickets = [
+        make_ticket(customer=CustomerFactory(), channel=channel, team=team_a) for _ in range(8)
+    ]
+    for ticket in tickets[:2]:
+        classify(ticket, agent)
+    candidate = tickets[2]
+    candidate.category = leaf_category("logistics")
+    # Before the spike: today's tickets are counted only up to the threshold (3).
+    sql = _spike_statements(candidate)
+    today_count = [q for q in sql if "COUNT" in q.upper() and "LIMIT" in q.upper()]
+    assert len(today_count) == 1 and "LIMIT 3" in today_count[0]
+    classify(tickets[2], agent)  # the third today: the spike
+    assert RiskAlert.objects.filter(kind=RiskKind.CATEGORY_SPIKE, ticket=tickets[2]).exists()
+    # After it: one look at the alerts, then nothing for the rest of the day.
+    later = tickets[3]
+    later.category = leaf_category("logistics")
+    assert len(_spike_statements(later)) == 1
+    assert _spike_statements(later) == []
+    for ticket in tickets[3:]:
+        classify(ticket, agent)
+    assert RiskAlert.objects.filter(kind=RiskKind.CATEGORY_SPIKE).count() == 1
+    # The next day starts afresh.
+    clock_at.shift(24 * H)
+    assert _spike_statements(later) != []
+
+
+def test_12_the_spike_message_gives_the_exact_count(clock_at, channel, team_a, agent):
+    settings = RiskSettings.load()
+    settings.spike_min_count = 10
+    settings.save()
+    tickets = [
+        make_ticket(customer=CustomerFactory(), channel=channel, team=team_a) for _ in range(5)
+    ]
+    for ticket in tickets[:4]:
+        classify(ticket, agent)
+    assert not RiskAlert.objects.filter(kind=RiskKind.CATEGORY_SPIKE).exists()
+    # An admin lowers the threshold when the category already has four today.
+    settings.spike_min_count = 3
+    settings.save()
+    classify(tickets[4], agent)
+    alert = RiskAlert.objects.get(kind=RiskKind.CATEGORY_SPIKE, ticket=tickets[4])
+    assert " 5 " in alert.message, alert.message
+    assert "3" not in alert.message
 
 
 def test_invalid_settings_are_refused():
