@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,7 +31,7 @@ from kb.search import ticket_tokens
 from sla import risks as sla_risks
 from sla import services as sla_services
 
-from . import policies
+from . import numbering, policies
 from .models import (
     ACTIVE_TASK_STATES,
     PAID_COMPENSATION_STATES,
@@ -58,7 +58,6 @@ from .models import (
     Survey,
     TaskState,
     Ticket,
-    TicketSequence,
     Tier,
     TimelineEvent,
 )
@@ -99,17 +98,9 @@ def status_url(ticket: Ticket) -> str:
 
 
 def _next_ticket_number(day: dt.date) -> str:
-    # One upsert both creates the day's counter and increments it atomically; the
-    # row lock it takes serializes concurrent creators, so numbers never repeat.
-    table = TicketSequence._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (day, last) VALUES (%s, 1) "  # noqa: S608 - constant table name
-            f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [day.isoformat()],
-        )
-        (serial,) = cursor.fetchone()
-    return f"TS{day:%Y%m%d}-{serial:06d}"
+    # Unique under concurrency; on PostgreSQL taken outside the caller's transaction,
+    # so concurrent creators do not queue behind each other's commits (numbering.py).
+    return f"TS{day:%Y%m%d}-{numbering.next_serial(day):06d}"
 
 
 def _record(
@@ -265,8 +256,7 @@ def ticket_create(
         )
         ticket._new_customer = new_customer  # SLA hook: no earlier ticket to look for
         sla_services.ticket_plan_clocks(ticket)  # SLA hook: policy and deadlines
-        # The number last: the day's counter row stays locked until the commit, so
-        # concurrent creations wait on it for as short a time as possible.
+        # The number last (on SQLite the day's counter stays locked until the commit).
         ticket.number = _next_ticket_number(timezone.localdate(now))
         ticket.save()
         # SLA hook: stage clocks, risk signals

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone, translation
 
 from channels import outbox
-from complaints import services
+from complaints import numbering, services
 from complaints.models import Department, Impact, Level, Role
 from complaints.seeds import ensure_collaboration_defaults, ensure_reference_data
 from sla.seeds import ensure_default_policies
@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_numbering_connection(django_db_setup, django_db_blocker):
+    """Ticket numbers come over a connection of their own on PostgreSQL: close it before
+    the test database is dropped."""
+    yield
+    numbering.close()
 
 
 @pytest.fixture(autouse=True)

@@ -492,6 +492,7 @@ def test_adding_a_ticket_goes_through_the_service(
 
 def test_adding_a_ticket_refuses_bad_input_and_creates_nothing(admin_client, customer, channel):
     closed_channel = ChannelFactory(code="old-weibo", is_active=False)
+    serials = list(TicketSequence.objects.values_list("day", "last"))
     response = admin_client.post(
         reverse("admin:complaints_ticket_add"),
         {
@@ -504,7 +505,9 @@ def test_adding_a_ticket_refuses_bad_input_and_creates_nothing(admin_client, cus
     assert response.status_code == 400
     form = response.context["adminform"].form
     assert set(form.errors) == {"channel", "subject", "body"}
-    assert Ticket.objects.count() == 0 and TicketSequence.objects.count() == 0
+    # No ticket, and no number taken (the day's counter did not move).
+    assert Ticket.objects.count() == 0
+    assert list(TicketSequence.objects.values_list("day", "last")) == serials
 
 
 # --- records: read-only -----------------------------------------------------------------------
