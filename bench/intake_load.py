@@ -37,11 +37,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--retry-share", type=float, default=0.1)
     parser.add_argument("--customers", type=int, default=0, help="0: one new customer each")
+    parser.add_argument("--subject", default="快递延误")
+    parser.add_argument(
+        "--text",
+        default="的快递三天没到，客服电话也打不通。",
+        help="complaint text after the order number (the default matches the demo "
+        "routing rule 物流延误, so each intake is also classified and routed)",
+    )
     args = parser.parse_args()
 
     url = urlsplit(args.base)
     local = threading.local()
     run = uuid.uuid4().hex[:8]
+    # New phone numbers and orders on every run, so a rerun against the same database
+    # opens tickets instead of joining the previous run's.
+    base = random.SystemRandom().randrange(100) * 1_000_000
     rng = random.Random(7)  # noqa: S311 - load shape, not security
     plan = [f"load-{run}-{i}" for i in range(args.requests)]
     plan += rng.sample(plan, int(len(plan) * args.retry_share))  # retries
@@ -54,14 +64,14 @@ def main() -> None:
 
     def send(external_id: str):
         n = int(external_id.rsplit("-", 1)[1])
-        customer = n % args.customers if args.customers else n
+        customer = base + (n % args.customers if args.customers else n)
         body = json.dumps(
             {
                 "external_id": external_id,
                 "customer": {"name": "压测客户", "phone": f"139{customer:08d}"},
-                "subject": "快递延误",
-                "body": f"订单 SO{n} 的快递三天没到，客服电话也打不通。",
-                "order_no": f"SO{n}",
+                "subject": args.subject,
+                "body": f"订单 SO{run}{n} {args.text}",
+                "order_no": f"SO{run}{n}",
             },
             ensure_ascii=False,
         ).encode()
