@@ -202,6 +202,17 @@ class RegisterImport(models.Model):
     already_known = models.PositiveIntegerField(_("rows imported before"), default=0)
     # Rows of the file committed so far, in file order: where a resumed run continues.
     imported_rows = models.PositiveIntegerField(_("rows imported"), default=0)
+    # Who confirmed the import (its rows' actor), and when it last committed a chunk: an
+    # import "importing" with no progress for a while lost its worker and is resumed.
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("confirmed by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    progressed_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
     # [{"row": 5, "column": "手机号 Phone", "reason": "…"}, …] in file order.
     errors = models.JSONField(_("problems"), default=list, blank=True)
 

@@ -30,6 +30,7 @@ from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from import_export.formats.base_formats import CSV, XLSX
@@ -359,7 +360,9 @@ def register_confirm(*, record: RegisterImport | int, actor) -> RegisterImport:
         if record.state != RegisterImport.State.PREVIEWED:
             raise ValidationError(_("This file was already imported or refused; upload it again."))
         record.state = RegisterImport.State.IMPORTING
-        record.save(update_fields=["state"])
+        record.confirmed_by = actor
+        record.progressed_at = timezone.now()
+        record.save(update_fields=["state", "confirmed_by", "progressed_at"])
         if record.row_count > SYNC_IMPORT_ROWS:
             caches["progress"].set(progress_key(pk), 0, 24 * 3600)
             transaction.on_commit(lambda: _enqueue(pk, actor.pk))
@@ -400,6 +403,36 @@ def register_import_run(pk: int, actor_pk: int, seconds: float | None = TASK_SEC
     if record.state == RegisterImport.State.IMPORTING:  # out of time: a new task goes on
         transaction.on_commit(lambda: _enqueue(pk, actor_pk))
     return record.state
+
+
+# A chunk commits within seconds and a task lives at most TASK_TIMEOUT: an import with
+# no committed chunk for this long has lost its worker (killed, or a Redis-broker task
+# lost with it; the ORM broker would hand it on after Q_CLUSTER["retry"] itself).
+STALLED_AFTER = dt.timedelta(minutes=5)
+
+
+def resume_stalled(now: dt.datetime | None = None) -> list[int]:
+    """Enqueue a new task for every import that stopped making progress; returns their ids.
+
+    Scheduled every few minutes (`outbox_schedule`). A task still running somewhere does
+    no harm: two runs of one import take turns chunk by chunk and neither repeats a row.
+    """
+    now = now or timezone.now()
+    resumed = []
+    with transaction.atomic():
+        stalled = (
+            RegisterImport.objects.select_for_update(skip_locked=True)  # a chunk in progress
+            .filter(state=RegisterImport.State.IMPORTING)
+            .filter(Q(progressed_at__lt=now - STALLED_AFTER) | Q(progressed_at__isnull=True))
+        )
+        for record in stalled:
+            record.progressed_at = now  # the new task gets its own STALLED_AFTER
+            record.save(update_fields=["progressed_at"])
+            actor_pk = record.confirmed_by_id or record.uploaded_by_id
+            log.warning("register import %s made no progress: resuming it", record.pk)
+            transaction.on_commit(lambda pk=record.pk, actor_pk=actor_pk: _enqueue(pk, actor_pk))
+            resumed.append(record.pk)
+    return resumed
 
 
 class _RowFailed(Exception):
@@ -464,6 +497,7 @@ def _import_chunk(pk: int, rows: list[Row], actor) -> RegisterImport:
         if done % PROGRESS_EVERY == 0:
             progress.set(progress_key(pk), done, 24 * 3600)
     record.imported_rows = start + len(chunk)
+    record.progressed_at = timezone.now()
     if record.imported_rows >= len(rows):  # the last chunk: the import is done with it
         record.state = RegisterImport.State.IMPORTED
         record.errors, record.error_count = [], 0

@@ -408,3 +408,49 @@ def test_a_store_closed_between_two_tasks_stops_the_import_at_its_next_row(
     # Rows 2-11 were imported: the problems start with the first row after them.
     assert [p["row"] for p in record.errors] == [12, 14, 16, 18, 20, 22, 24, 26]
     assert {p["column"] for p in record.errors} == {"门店 Store"}
+
+
+def test_an_import_that_lost_its_worker_is_resumed_by_the_schedule(
+    staff, stores, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    from channels.management.commands.outbox_schedule import SCHEDULES
+
+    assert ("channels.registers.resume_stalled", 5) in SCHEDULES.values()
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(registers, "SYNC_IMPORT_ROWS", 10)
+    queued = []
+    monkeypatch.setattr(registers, "_enqueue", lambda *args: queued.append(args))
+    record = upload(staff, xlsx([good_row(i) for i in range(35)]))
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(staff, record)
+    record.refresh_from_db()
+    confirmed_by = record.confirmed_by_id
+    assert record.state == RegisterImport.State.IMPORTING and queued == [(record.pk, confirmed_by)]
+    # The worker imports two chunks, then its task is lost (Redis broker, worker killed).
+    for _chunk in range(2):
+        registers._import_chunk(record.pk, registers.parse_register(*_file(record))[0], agent)
+    record.refresh_from_db()
+    assert record.imported_rows == 20
+    now = record.progressed_at
+
+    # Still making progress a minute later: left alone.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert registers.resume_stalled(now + dt.timedelta(minutes=1)) == []
+    # Nothing committed for over five minutes: a new task, once.
+    later = now + dt.timedelta(minutes=6)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert registers.resume_stalled(later) == [record.pk]
+        assert registers.resume_stalled(later + dt.timedelta(minutes=1)) == []
+    assert queued[1:] == [(record.pk, confirmed_by)]
+    assert registers.register_import_run(*queued[1]) == "imported"
+    record.refresh_from_db()
+    assert (record.imported_rows, record.new_tickets, record.already_known) == (35, 35, 0)
+    assert Ticket.objects.count() == 35 and Contact.objects.count() == 35
+    # Finished imports are never resumed.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert registers.resume_stalled(timezone.now() + dt.timedelta(days=1)) == []
+
+
+def _file(record):
+    with record.file.open("rb") as handle:
+        return handle.read(), record.file_name

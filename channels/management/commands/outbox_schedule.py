@@ -1,5 +1,6 @@
-"""Create or update the django-q2 schedules of outbound delivery: retries every minute,
-survey reminders every hour."""
+"""Create or update the django-q2 schedules of the channels: outbound delivery retries
+every minute, survey reminders every hour, and every 5 minutes a look for store-register
+imports that lost their worker."""
 
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
@@ -8,6 +9,7 @@ from django_q.models import Schedule
 SCHEDULES = {
     "outbox-retries": ("channels.outbox.deliver_due", 1),
     "survey-reminders": ("complaints.services.survey_send_reminders", 60),
+    "register-imports-resume": ("channels.registers.resume_stalled", 5),
 }
 
 
@@ -28,7 +30,8 @@ def ensure_schedules() -> list[tuple[Schedule, bool]]:
 
 class Command(BaseCommand):
     help = (
-        "Create (or repair) the outbox retry and survey-reminder schedules; safe to run repeatedly."
+        "Create (or repair) the outbox retry, survey-reminder and register-import resume "
+        "schedules; safe to run repeatedly."
     )
 
     def handle(self, *args, **options):
