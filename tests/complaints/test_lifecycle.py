@@ -9,7 +9,16 @@ from django.utils import timezone
 
 from channels import outbox
 from complaints import services
-from complaints.models import EventKind, Impact, Level, Priority, Status, Ticket, TimelineEvent
+from complaints.models import (
+    EventKind,
+    Impact,
+    Level,
+    Priority,
+    Status,
+    Ticket,
+    TicketSequence,
+    TimelineEvent,
+)
 from tests.conftest import drive, first_response_text
 from tests.factories import leaf_category, make_ticket
 
@@ -34,7 +43,11 @@ def classify(ticket, actor, **overrides):
 def test_new_ticket_has_number_deadlines_contact_and_created_event(ticket):
     assert ticket.status == Status.RECEIVED
     local_day = timezone.localdate(ticket.created_at)
-    assert ticket.number == f"TS{local_day:%Y%m%d}-000001"
+    # The day's next serial (on PostgreSQL earlier tests may have taken some: numbers
+    # are taken in autocommit there, outside the test's rolled-back transaction).
+    serial = int(ticket.number.rsplit("-", 1)[1])
+    assert ticket.number == f"TS{local_day:%Y%m%d}-{serial:06d}"
+    assert TicketSequence.objects.get(day=local_day).last == serial
     assert ticket.first_response_due_at == ticket.created_at + dt.timedelta(hours=4)
     assert ticket.due_at == ticket.first_response_due_at
     assert ticket.contacts.count() == 1
