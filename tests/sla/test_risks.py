@@ -204,13 +204,20 @@ def _spike_statements(ticket) -> list[str]:
     return [q["sql"] for q in ctx.captured_queries]
 
 
-def test_12_the_spike_check_does_not_grow_with_the_days_volume(clock_at, channel, team_a, agent):
+def _spike_minimum(count: int) -> RiskSettings:
     settings = RiskSettings.load()
-    settings.spike_min_count = 3
+    settings.spike_min_count = count
     settings.save()
-    tickets = [
-        make_ticket(customer=CustomerFactory(), channel=channel, team=team_a) for _ in range(8)
-    ]
+    return settings
+
+
+def _new_tickets(n, channel, team) -> list:
+    return [make_ticket(customer=CustomerFactory(), channel=channel, team=team) for _ in range(n)]
+
+
+def test_12_the_spike_check_does_not_grow_with_the_days_volume(clock_at, channel, team_a, agent):
+    _spike_minimum(3)
+    tickets = _new_tickets(8, channel, team_a)
     for ticket in tickets[:2]:
         classify(ticket, agent)
     candidate = tickets[2]
@@ -235,18 +242,12 @@ def test_12_the_spike_check_does_not_grow_with_the_days_volume(clock_at, channel
 
 
 def test_12_the_spike_message_gives_the_exact_count(clock_at, channel, team_a, agent):
-    settings = RiskSettings.load()
-    settings.spike_min_count = 10
-    settings.save()
-    tickets = [
-        make_ticket(customer=CustomerFactory(), channel=channel, team=team_a) for _ in range(5)
-    ]
+    _spike_minimum(10)
+    tickets = _new_tickets(5, channel, team_a)
     for ticket in tickets[:4]:
         classify(ticket, agent)
     assert not RiskAlert.objects.filter(kind=RiskKind.CATEGORY_SPIKE).exists()
-    # An admin lowers the threshold when the category already has four today.
-    settings.spike_min_count = 3
-    settings.save()
+    _spike_minimum(3)  # an admin lowers the threshold when the category has four today
     classify(tickets[4], agent)
     alert = RiskAlert.objects.get(kind=RiskKind.CATEGORY_SPIKE, ticket=tickets[4])
     assert " 5 " in alert.message, alert.message
