@@ -15,6 +15,7 @@ the first one's write lock: there the serial is taken inside the transaction.
 """
 
 import contextlib
+import os
 import threading
 
 from django.db import connection
@@ -70,9 +71,10 @@ def _next_serial_autocommit(day) -> int | None:
 def _connection():
     import psycopg
 
-    # The database Django's connection points at (tests switch to a test database).
+    # The database Django's connection points at (tests switch to a test database), from
+    # this process (a connection opened before a fork is not shared with the child).
     settings = connection.settings_dict
-    target = (settings["NAME"], settings["HOST"], settings["PORT"], settings["USER"])
+    target = (settings["NAME"], settings["HOST"], settings["PORT"], settings["USER"], os.getpid())
     own = _own["connection"]
     if own is not None and (own.closed or _own["target"] != target):
         close()

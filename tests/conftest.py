@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _close_numbering_connection(django_db_setup, django_db_blocker):
+def _close_numbering_connection(django_db_setup):
     """Ticket numbers come over a connection of their own on PostgreSQL: close it before
     the test database is dropped."""
     yield
