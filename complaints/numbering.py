@@ -18,6 +18,7 @@ import contextlib
 import os
 import threading
 
+import psycopg
 from django.db import connection
 
 from .models import TicketSequence
@@ -27,9 +28,11 @@ from .models import TicketSequence
 # possibly this very thread's), so the serial is then taken inside the transaction.
 LOCK_TIMEOUT_MS = 2000
 
-_UPSERT = (
-    f"INSERT INTO {TicketSequence._meta.db_table} (day, last) VALUES (%s, 1) "  # noqa: S608
-    f"ON CONFLICT (day) DO UPDATE SET last = {TicketSequence._meta.db_table}.last + 1 "
+# Creates the day's counter or moves it on by `count` (1; a bulk loader reserves a
+# block), atomically, and returns the highest serial now taken.
+UPSERT = (
+    f"INSERT INTO {TicketSequence._meta.db_table} (day, last) VALUES (%s, %s) "  # noqa: S608
+    f"ON CONFLICT (day) DO UPDATE SET last = {TicketSequence._meta.db_table}.last + EXCLUDED.last "
     "RETURNING last"
 )
 
@@ -44,7 +47,7 @@ def next_serial(day) -> int:
         if serial is not None:
             return serial
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, [day.isoformat()])
+        cursor.execute(UPSERT, [day.isoformat(), 1])
         (serial,) = cursor.fetchone()
     return serial
 
@@ -53,13 +56,11 @@ def _next_serial_autocommit(day) -> int | None:
     """The serial taken and committed on the process's own connection; None when the
     counter stays locked by a transaction or the server cannot be reached (the caller
     then takes the serial in its own transaction, or fails there as any query would)."""
-    import psycopg
-
     with _lock:  # one statement at a time on the shared connection; it takes < 1 ms
         for _attempt in range(2):
             try:
                 with _connection().cursor() as cursor:
-                    cursor.execute(_UPSERT, [day.isoformat()])
+                    cursor.execute(UPSERT, [day.isoformat(), 1])
                     return cursor.fetchone()[0]
             except psycopg.errors.LockNotAvailable:
                 return None
@@ -69,8 +70,6 @@ def _next_serial_autocommit(day) -> int | None:
 
 
 def _connection():
-    import psycopg
-
     # The database Django's connection points at (tests switch to a test database), from
     # this process (a connection opened before a fork is not shared with the child).
     settings = connection.settings_dict

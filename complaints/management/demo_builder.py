@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels.models import Channel, ChannelKind
+from complaints import numbering
 from complaints.models import (
     OPEN_STATUSES,
     Category,
@@ -37,7 +38,6 @@ from complaints.models import (
     Status,
     Survey,
     Ticket,
-    TicketSequence,
     TimelineEvent,
 )
 from complaints.phone import normalize_phone
@@ -806,19 +806,15 @@ def _demo_survey(builder, replay) -> tuple[Survey, list[TimelineEvent]]:
 def reserve_ticket_numbers(per_day: Counter) -> dict[dt.date, int]:
     """Take a block of serials from each day's counter; returns each block's first serial.
 
-    The upsert `services._next_ticket_number` runs, by `count` instead of 1: the counter
-    ends at the highest number used, and concurrent creators queue behind its row lock.
+    The creators' upsert (`complaints.numbering.UPSERT`) by `count` instead of 1, in the
+    loader's transaction: the counter ends at the highest number used, and concurrent
+    creators wait for the loader's commit (after `numbering.LOCK_TIMEOUT_MS`, in their own
+    transaction).
     """
-    table = TicketSequence._meta.db_table
     first = {}
     with connection.cursor() as cursor:
         for day, count in sorted(per_day.items()):
-            cursor.execute(
-                f"INSERT INTO {table} (day, last) VALUES (%s, %s) "  # noqa: S608 - constant table name
-                f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + EXCLUDED.last "
-                "RETURNING last",
-                [day.isoformat(), count],
-            )
+            cursor.execute(numbering.UPSERT, [day.isoformat(), count])
             (last,) = cursor.fetchone()
             first[day] = last - count + 1
     return first
