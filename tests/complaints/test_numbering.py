@@ -90,7 +90,10 @@ def test_a_counter_held_by_a_transaction_is_waited_for_briefly(channel, team_a, 
 
 def test_numbers_survive_a_lost_connection(channel, team_a):
     first = create(channel, team_a)
-    numbering._own["connection"].close()  # e.g. the server restarted in between
+    lost = numbering._own["connection"]
+    lost.close()  # e.g. the server restarted in between
     second = create(channel, team_a, subject="电话打不通")
     serial = lambda number: int(number.rsplit("-", 1)[1])  # noqa: E731
     assert serial(second.number) == serial(first.number) + 1
+    # Taken on a new connection of its own, not fallen back into the transaction for good.
+    assert numbering._own["connection"] is not lost and not numbering._own["connection"].closed
